@@ -1,0 +1,75 @@
+"""Docs/s of FastTextQuality.score against a plain loop of fastText predict calls, same run.
+
+Usage: python benchmarks/bench_fasttext.py [--docs 20000] [--model M] [--batch 4096]
+Scores ~20k documents of shared/data/bench_100k with the quickstart quality model (or --model).
+The baseline feeds the library the same normalised lines, one `predict` call per document, so
+the ratio measures curate's batching and Arrow overhead alone. Goal: ratio >= 0.9.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curate_filters import _fasttext as ft
+from curate_filters.quality import FastTextQuality
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / ".." / "shared" / "data" / "bench_100k"
+
+
+def best_of(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=4096)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--model", default=str(ROOT / "examples/quickstart/models/quality.ftz"))
+    args = parser.parse_args()
+
+    shards = sorted(DATA.glob("shard_*.parquet"))
+    table = pa.concat_tables(pq.read_table(s, columns=["text"]) for s in shards[:3])
+    table = table.slice(0, args.docs)
+    batches = [table.slice(i, args.batch) for i in range(0, table.num_rows, args.batch)]
+    chars = sum(len(t) for t in table.column("text").to_pylist())
+
+    step = FastTextQuality(FastTextQuality.Params(model=args.model))
+    step.setup()
+    # The baseline gets the same normalised text, minus the newline the batch path appends
+    # (the one-line API rejects it).
+    lines = [line[:-1] for line in step._norm.lines(table.column("text"))]
+    model = ft.load_model(args.model).model
+
+    def curate_score() -> None:
+        for batch in batches:
+            step.score(batch)
+
+    def plain_loop() -> None:
+        for line in lines:
+            model.predict(line, k=-1)
+
+    curate_s = best_of(curate_score, args.repeats)
+    loop_s = best_of(plain_loop, args.repeats)
+    n = table.num_rows
+    print(f"model {args.model} | {n:,} docs, {chars / n:,.0f} chars/doc, batch {args.batch}")
+    print(f"FastTextQuality.score (normalise + predict(list) + prob): {n / curate_s:,.0f} docs/s")
+    print(f"plain loop of model.predict(line), pre-normalised:        {n / loop_s:,.0f} docs/s")
+    print(f"ratio curate / loop: {loop_s / curate_s:.2f}  (goal >= 0.9)")
+    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

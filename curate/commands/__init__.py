@@ -1,0 +1,1 @@
+"""Subcommands that belong to one plugin family (training, audits), registered on the CLI."""

@@ -1,0 +1,185 @@
+"""The pipeline config: pydantic models, YAML/TOML loading and dotted `--set` overrides."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import tomllib
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class ConfigError(ValueError):
+    """A config problem a user can fix; the message names the file and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class InputConfig(_Strict):
+    path: str | list[str] = Field(description="A folder, a glob, a file or a list of them; "
+                                  "local paths or pyarrow.fs URIs (s3://, gs://).")
+    format: Literal["auto", "parquet", "jsonl"] = Field(
+        "auto", description="auto: from the extension (.parquet, .jsonl, .jsonl.gz, .json)")
+    text_column: str = Field("text", description="Column holding the document text.")
+    id_column: str | None = Field(
+        None, description="Column holding a unique document id; when unset, an id "
+        "'<relative path>#<row>' is derived into the column `curate_id`.")
+    batch_size: int = Field(2048, gt=0, description="Rows per record batch streamed through steps.")
+    unit_rows: int = Field(
+        200_000, gt=0, description="Most rows per work unit: a shard with more is split into "
+        "ranges of row groups so one huge shard still parallelises.")
+
+
+class OutputConfig(_Strict):
+    path: str = Field(description="Output folder (local path or pyarrow.fs URI).")
+    compression: str = Field("zstd", description="Parquet compression codec.")
+    keep_intermediate: bool = Field(
+        False, description="Keep the segment files between global steps.")
+
+
+class RayConfig(_Strict):
+    address: str = Field(
+        "local", description="local = a fresh embedded Ray; auto or ray://host:port for a cluster.")
+    workers: int | None = Field(None, gt=0, description="Actors processing units; default: CPUs.")
+
+
+class StepConfig(_Strict):
+    use: str = Field(description="Plugin name (see `curate filters list`) or 'module:Class'.")
+    id: str | None = Field(None, description="Unique step id: prefixes score columns, names the "
+                           "drop reason. Default: the plugin name.")
+    params: dict[str, Any] = Field(default_factory=dict)
+    mode: Literal["filter", "annotate"] = Field(
+        "filter", description="annotate: write the scores, drop nothing.")
+
+    @property
+    def step_id(self) -> str:
+        return self.id or self.use.rsplit(":", 1)[-1].lower()
+
+
+RESERVED_REASONS = {"null_text", "empty_text", "invalid_utf8"}
+
+
+class PipelineConfig(_Strict):
+    input: InputConfig
+    output: OutputConfig
+    ray: RayConfig = Field(default_factory=RayConfig)
+    executor: Literal["ray", "local"] = Field("ray", description="ray, or local (in-process).")
+    steps: list[StepConfig] = Field(default_factory=list)
+
+    @field_validator("steps")
+    @classmethod
+    def _unique_ids(cls, steps: list[StepConfig]) -> list[StepConfig]:
+        seen: set[str] = set()
+        for i, step in enumerate(steps):
+            sid = step.step_id
+            if sid in seen:
+                raise ValueError(f"step {i} has id '{sid}' which another step already uses; "
+                                 "give it a unique `id`")
+            if sid in RESERVED_REASONS:
+                raise ValueError(f"step {i}: id '{sid}' is reserved for input checks")
+            seen.add(sid)
+        return steps
+
+    def fingerprint(self) -> str:
+        """Hash of what decides the output (not how it is executed): guards resume."""
+        ident = self.model_dump(mode="json", exclude={"ray": True, "executor": True})
+        ident["output"].pop("keep_intermediate", None)
+        return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def format_validation_error(err: ValidationError, prefix: str = "") -> str:
+    """One line per problem, each naming its dotted path (`steps.2.params.min_prob`)."""
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in (prefix.split(".") if prefix else []) + list(e["loc"]))
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"{loc}: {msg}" + (f" (got {e['input']!r})" if e["type"] != "missing"
+                                         and e["type"] != "extra_forbidden" else ""))
+    return "\n".join(lines)
+
+
+def read_file(path: str | Path) -> dict[str, Any]:
+    """Parse a YAML or TOML file into a dict."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot parse: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def _step_index(steps: list[Any], key: str, path: str) -> int:
+    if key.lstrip("-").isdigit():
+        idx = int(key)
+        if not -len(steps) <= idx < len(steps):
+            raise ConfigError(f"--set {path}: there is no step {idx} ({len(steps)} steps)")
+        return idx % len(steps)
+    for i, step in enumerate(steps):
+        if isinstance(step, dict) and (step.get("id") or str(step.get("use", "")).rsplit(
+                ":", 1)[-1].lower()) == key:
+            return i
+    raise ConfigError(f"--set {path}: no step has id '{key}'")
+
+
+def apply_override(data: dict[str, Any], assignment: str) -> None:
+    """Apply one `dotted.path=value` override in place; the value is parsed as YAML."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r}: expected dotted.path=value")
+    path, raw = assignment.split("=", 1)
+    value = yaml.safe_load(raw) if raw != "" else ""
+    keys = path.strip().split(".")
+    node: Any = data
+    for depth, key in enumerate(keys):
+        last = depth == len(keys) - 1
+        if isinstance(node, list):
+            idx = _step_index(node, key, path) if keys[0] == "steps" else int(key)
+            if last:
+                node[idx] = value
+            else:
+                node = node[idx]
+        elif isinstance(node, dict):
+            if last:
+                node[key] = value
+            else:
+                node = node.setdefault(key, {})
+        else:
+            raise ConfigError(f"--set {path}: '{'.'.join(keys[:depth])}' is not a mapping")
+
+
+def load(path: str | Path | None = None, overrides: list[str] | None = None,
+         base: dict[str, Any] | None = None) -> PipelineConfig:
+    """Read, override and validate a pipeline config (plugin params are checked by the runner)."""
+    data = read_file(path) if path is not None else dict(base or {})
+    for assignment in overrides or []:
+        apply_override(data, assignment)
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        where = f"{path}: " if path else ""
+        raise ConfigError(f"{where}invalid config:\n{format_validation_error(exc)}") from exc
+
+
+def dump_yaml(config: PipelineConfig, resolved_params: dict[str, dict[str, Any]] | None = None,
+              extra: dict[str, Any] | None = None) -> str:
+    """The config as YAML, with each step's params filled with their defaults when known."""
+    data = config.model_dump(mode="json")
+    for step in data["steps"]:
+        sid = step["id"] or StepConfig.model_validate(step).step_id
+        step["id"] = sid
+        if resolved_params and sid in resolved_params:
+            step["params"] = resolved_params[sid]
+    if extra:
+        data.update(extra)
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

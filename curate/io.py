@@ -1,0 +1,296 @@
+"""Shard discovery, work units, streaming readers, stable ids and atomic writers."""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+ROW_BITS = 40  # dense row id = shard index << 40 | row in shard: 1e12 rows a shard, 8M shards
+DERIVED_ID = "curate_id"
+ROW_ID = "__curate_row_id"
+
+
+class InputError(ValueError):
+    """Unreadable or malformed input; the message names the file and column."""
+
+
+@dataclass(frozen=True)
+class Shard:
+    index: int
+    uri: str  # what pyarrow.fs resolves (absolute local path or scheme://...)
+    relpath: str  # stable name used in derived ids
+    format: str  # parquet | jsonl
+    num_rows: int | None  # known for Parquet
+    row_group_rows: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    index: int
+    shard: Shard
+    row_groups: tuple[int, ...] | None  # None = whole shard
+    first_row: int  # row index of the unit's first row within its shard
+
+    @property
+    def name(self) -> str:
+        return f"part-{self.index:05d}"
+
+    def describe(self) -> str:
+        if self.row_groups is None:
+            return self.shard.relpath
+        return f"{self.shard.relpath} row groups {self.row_groups[0]}-{self.row_groups[-1]}"
+
+
+def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    """The pyarrow filesystem and path for a local path or a URI."""
+    if "://" in uri:
+        return pafs.FileSystem.from_uri(uri)
+    return pafs.LocalFileSystem(), os.path.abspath(uri)
+
+
+def _format_of(path: str, wanted: str) -> str | None:
+    if wanted != "auto":
+        return wanted
+    lower = path.lower()
+    if lower.endswith(".parquet") or lower.endswith(".pq"):
+        return "parquet"
+    if lower.endswith((".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson")):
+        return "jsonl"
+    return None
+
+
+def _expand(pattern: str, wanted: str) -> list[tuple[str, str]]:
+    """(uri, base) pairs for one path pattern; base is what relative names are taken from."""
+    fs, path = filesystem(pattern)
+    scheme = pattern.split("://", 1)[0] + "://" if "://" in pattern else ""
+    has_glob = any(ch in path for ch in "*?[")
+    if not scheme and has_glob:
+        base = path.split("*")[0].split("?")[0].split("[")[0]
+        base = base if base.endswith("/") else os.path.dirname(base)
+        return [(p, base) for p in sorted(glob.glob(path, recursive=True)) if os.path.isfile(p)]
+    if has_glob:
+        prefix = path.split("*")[0].split("?")[0].split("[")[0].rsplit("/", 1)[0]
+        infos = fs.get_file_info(pafs.FileSelector(prefix, recursive=True))
+        return [(scheme + i.path, prefix) for i in sorted(infos, key=lambda i: i.path)
+                if i.type == pafs.FileType.File and fnmatch.fnmatch(i.path, path)]
+    info = fs.get_file_info(path)
+    if info.type == pafs.FileType.NotFound:
+        raise InputError(f"input path {pattern} does not exist")
+    if info.type == pafs.FileType.Directory:
+        infos = fs.get_file_info(pafs.FileSelector(path, recursive=True))
+        files = [i.path for i in infos if i.type == pafs.FileType.File
+                 and not os.path.basename(i.path).startswith((".", "_"))
+                 and _format_of(i.path, wanted)]
+        return [(scheme + p, path) for p in sorted(files)]
+    return [(scheme + path, os.path.dirname(path))]
+
+
+def discover(paths: str | list[str], wanted_format: str = "auto") -> list[Shard]:
+    """Every input shard, sorted by name, with Parquet footers read (a corrupt one fails here)."""
+    patterns = [paths] if isinstance(paths, str) else list(paths)
+    found: list[tuple[str, str]] = []
+    for pattern in patterns:
+        matches = _expand(pattern, wanted_format)
+        if not matches:
+            raise InputError(f"input path {pattern} matches no files")
+        found.extend(matches)
+    seen: set[str] = set()
+    shards = []
+    for uri, base in found:
+        if uri in seen:
+            continue
+        seen.add(uri)
+        fmt = _format_of(uri, wanted_format)
+        if fmt is None:
+            raise InputError(f"{uri}: unknown file type; use .parquet, .jsonl or .jsonl.gz, "
+                             "or set input.format")
+        local = uri.split("://", 1)[1] if "://" in uri else uri
+        relpath = os.path.relpath(local, base) if base else os.path.basename(local)
+        num_rows, groups = None, ()
+        if fmt == "parquet":
+            try:
+                meta = _open_parquet(uri).metadata
+            except Exception as exc:
+                raise InputError(f"{uri}: not a readable Parquet file ({exc})") from exc
+            groups = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
+            num_rows = meta.num_rows
+        shards.append(Shard(len(shards), uri, relpath, fmt, num_rows, groups))
+    return shards
+
+
+def _open_parquet(uri: str) -> pq.ParquetFile:
+    fs, path = filesystem(uri)
+    return pq.ParquetFile(fs.open_input_file(path))
+
+
+def plan_units(shards: list[Shard], unit_rows: int) -> list[WorkUnit]:
+    """Split shards into work units: whole shards, or ranges of row groups of at most unit_rows."""
+    units: list[WorkUnit] = []
+    for shard in shards:
+        if shard.format != "parquet" or (shard.num_rows or 0) <= unit_rows:
+            units.append(WorkUnit(len(units), shard, None, 0))
+            continue
+        start, rows, first = 0, 0, 0
+        for i, n in enumerate(shard.row_group_rows):
+            if rows and rows + n > unit_rows:
+                units.append(WorkUnit(len(units), shard, tuple(range(start, i)), first))
+                start, first, rows = i, first + rows, 0
+            rows += n
+        units.append(WorkUnit(len(units), shard, tuple(range(start, len(shard.row_group_rows))),
+                              first))
+    return units
+
+
+def unit_schema(unit: WorkUnit) -> pa.Schema | None:
+    """The schema of a unit's rows as read (None for JSONL: known after the first batch)."""
+    if unit.shard.format == "parquet":
+        return _open_parquet(unit.shard.uri).schema_arrow
+    return None
+
+
+def read_unit(unit: WorkUnit, batch_size: int) -> Iterator[pa.RecordBatch]:
+    """Stream a unit's record batches; memory does not grow with the shard's size."""
+    uri = unit.shard.uri
+    try:
+        if unit.shard.format == "parquet":
+            pf = _open_parquet(uri)
+            groups = list(unit.row_groups) if unit.row_groups is not None else None
+            yield from pf.iter_batches(batch_size=batch_size, row_groups=groups)
+            return
+        fs, path = filesystem(uri)
+        compression = "gzip" if path.endswith(".gz") else None
+        stream = fs.open_input_stream(path, compression=compression)
+        reader = pajson.open_json(stream, read_options=pajson.ReadOptions(block_size=1 << 24))
+        pending: list[pa.RecordBatch] = []
+        rows = 0
+        for batch in reader:
+            pending.append(batch)
+            rows += batch.num_rows
+            while rows >= batch_size:
+                table = pa.Table.from_batches(pending).combine_chunks()
+                yield from table.slice(0, batch_size).to_batches()
+                rest = table.slice(batch_size)
+                pending, rows = rest.to_batches(), rest.num_rows
+        if rows:
+            yield from pa.Table.from_batches(pending).combine_chunks().to_batches()
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{unit.describe()}: cannot read: {exc}") from exc
+
+
+def derive_ids(relpath: str, first_row: int, num_rows: int) -> pa.Array:
+    """Stable ids '<relative path>#<row>' for rows without an id column."""
+    rows = pa.array(np.arange(first_row, first_row + num_rows, dtype=np.int64)).cast(pa.string())
+    return pc.binary_join_element_wise(relpath, rows, "#")
+
+
+def dense_row_ids(shard_index: int, first_row: int, num_rows: int) -> pa.Array:
+    """Dense int64 ids (shard index, row): corpus order, cheap to sort and search."""
+    base = (np.int64(shard_index) << ROW_BITS) + first_row
+    return pa.array(np.arange(base, base + num_rows, dtype=np.int64))
+
+
+def join(root: str, *parts: str) -> str:
+    return "/".join([root.rstrip("/"), *parts])
+
+
+class AtomicParquetWriter:
+    """Writes a Parquet file under a temporary name; `commit` renames it into place."""
+
+    def __init__(self, uri: str, schema: pa.Schema, compression: str = "zstd") -> None:
+        self.fs, self.path = filesystem(uri)
+        parent = os.path.dirname(self.path)
+        self.fs.create_dir(parent, recursive=True)
+        self.tmp = os.path.join(parent, f".{os.path.basename(self.path)}.{uuid.uuid4().hex}.tmp")
+        self.schema = schema
+        self._writer = pq.ParquetWriter(self.fs.open_output_stream(self.tmp), schema,
+                                        compression=compression)
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows:
+            self._writer.write_table(table.cast(self.schema) if table.schema != self.schema
+                                     else table)
+
+    def commit(self) -> None:
+        self._writer.close()
+        self.fs.move(self.tmp, self.path)
+
+    def abort(self) -> None:
+        try:
+            self._writer.close()
+        finally:
+            self.fs.delete_file(self.tmp)
+
+
+def write_json_atomic(uri: str, data: object) -> None:
+    fs, path = filesystem(uri)
+    fs.create_dir(os.path.dirname(path), recursive=True)
+    tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+    with fs.open_output_stream(tmp) as out:
+        out.write(json.dumps(data, indent=2, sort_keys=True).encode())
+    fs.move(tmp, path)
+
+
+def write_text_atomic(uri: str, text: str) -> None:
+    fs, path = filesystem(uri)
+    fs.create_dir(os.path.dirname(path), recursive=True)
+    tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+    with fs.open_output_stream(tmp) as out:
+        out.write(text.encode())
+    fs.move(tmp, path)
+
+
+def read_json(uri: str) -> object:
+    fs, path = filesystem(uri)
+    with fs.open_input_stream(path) as f:
+        return json.loads(f.read().decode())
+
+
+def exists(uri: str) -> bool:
+    fs, path = filesystem(uri)
+    return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+
+def list_files(uri: str, suffix: str = "") -> list[str]:
+    """Files directly under a folder (sorted), skipping temporaries."""
+    fs, path = filesystem(uri)
+    if fs.get_file_info(path).type != pafs.FileType.Directory:
+        return []
+    scheme = uri.split("://", 1)[0] + "://" if "://" in uri else ""
+    infos = fs.get_file_info(pafs.FileSelector(path))
+    return sorted(scheme + i.path for i in infos if i.type == pafs.FileType.File
+                  and i.path.endswith(suffix) and not os.path.basename(i.path).startswith("."))
+
+
+def remove_temporaries(uri: str) -> int:
+    """Delete leftovers of killed writers (`.*.tmp`) below a folder; returns how many."""
+    fs, path = filesystem(uri)
+    if fs.get_file_info(path).type != pafs.FileType.Directory:
+        return 0
+    infos = fs.get_file_info(pafs.FileSelector(path, recursive=True))
+    stale = [i.path for i in infos if i.type == pafs.FileType.File and i.path.endswith(".tmp")]
+    for p in stale:
+        fs.delete_file(p)
+    return len(stale)
+
+
+def clear(uri: str) -> None:
+    fs, path = filesystem(uri)
+    if fs.get_file_info(path).type == pafs.FileType.Directory:
+        fs.delete_dir_contents(path)
+
+
+def local_path(uri: str) -> Path | None:
+    return None if "://" in uri else Path(uri)

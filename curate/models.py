@@ -1,0 +1,95 @@
+"""Model files named in step params: find them, hash them, and materialise them on workers."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import typing
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from curate.filter import _ModelPathMarker
+from curate.io import filesystem
+
+
+def _is_model_field(annotation: Any, metadata: list[Any]) -> bool:
+    if any(isinstance(m, _ModelPathMarker) for m in metadata):
+        return True
+    for arg in typing.get_args(annotation):
+        if any(isinstance(m, _ModelPathMarker) for m in getattr(arg, "__metadata__", ())):
+            return True
+        if typing.get_args(arg) and _is_model_field(arg, []):
+            return True
+    return False
+
+
+def model_fields(params: BaseModel) -> dict[str, str]:
+    """The params fields that hold model paths and their (non-empty) values."""
+    out = {}
+    for name, field in type(params).model_fields.items():
+        value = getattr(params, name)
+        if value and _is_model_field(field.annotation, list(field.metadata)):
+            out[name] = str(value)
+    return out
+
+
+def sha256_path(uri: str) -> str:
+    """sha256 of a model file, or of a model folder (its files' names and bytes, sorted)."""
+    fs, path = filesystem(uri)
+    from pyarrow.fs import FileSelector, FileType
+
+    digest = hashlib.sha256()
+    info = fs.get_file_info(path)
+    if info.type == FileType.NotFound:
+        raise FileNotFoundError(f"model {uri} does not exist")
+    files = [path] if info.type == FileType.File else sorted(
+        i.path for i in fs.get_file_info(FileSelector(path, recursive=True))
+        if i.type == FileType.File)
+    for f in files:
+        if info.type != FileType.File:
+            digest.update(os.path.relpath(f, path).encode())
+        with fs.open_input_stream(f) as stream:
+            while chunk := stream.read(1 << 22):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def pack(uri: str) -> dict[str, bytes]:
+    """A model file or folder as {relative name: bytes}, to ship through the object store."""
+    fs, path = filesystem(uri)
+    from pyarrow.fs import FileSelector, FileType
+
+    info = fs.get_file_info(path)
+    if info.type == FileType.File:
+        with fs.open_input_stream(path) as f:
+            return {"": f.read()}
+    out = {}
+    for i in fs.get_file_info(FileSelector(path, recursive=True)):
+        if i.type == FileType.File:
+            with fs.open_input_stream(i.path) as f:
+                out[os.path.relpath(i.path, path)] = f.read()
+    return out
+
+
+def materialise(files: dict[str, bytes], sha256: str, name: str) -> str:
+    """Write shipped model bytes to a local cache on this worker, verify the hash, return path."""
+    root = Path(tempfile.gettempdir()) / "curate-models" / sha256
+    target = root / name
+    if not target.exists():
+        staging = Path(tempfile.mkdtemp(dir=root.parent if root.parent.exists() else None))
+        if "" in files:
+            (staging / name).write_bytes(files[""])
+        else:
+            for rel, data in files.items():
+                (staging / name / rel).parent.mkdir(parents=True, exist_ok=True)
+                (staging / name / rel).write_bytes(data)
+        root.mkdir(parents=True, exist_ok=True)
+        os.replace(staging / name, target)
+    actual = sha256_path(str(target))
+    if actual != sha256:
+        raise ValueError(f"model {name}: sha256 {actual} on this worker differs from the "
+                         f"driver's {sha256}")
+    return str(target)

@@ -1,0 +1,404 @@
+"""Steps bound to a config, segments between global steps, and the processing of one work unit."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel, ValidationError
+
+from curate import io, plugins
+from curate.config import ConfigError, PipelineConfig, StepConfig, format_validation_error
+from curate.filter import Filter, GlobalStep
+
+LEDGER_COLUMNS = ("id", "text", "reason")
+
+
+class StepError(RuntimeError):
+    """A step failed on some input; the message names the step and the unit."""
+
+
+@dataclass
+class BoundStep:
+    """A config step with its plugin class and validated params (picklable; no model loaded)."""
+
+    index: int
+    sid: str
+    config: StepConfig
+    cls: type
+    params: BaseModel
+
+    @property
+    def is_global(self) -> bool:
+        return issubclass(self.cls, GlobalStep)
+
+    @property
+    def annotate(self) -> bool:
+        return self.config.mode == "annotate"
+
+    def build(self, text_column: str) -> Filter | GlobalStep:
+        return self.cls(self.params, text_column=text_column)
+
+
+def bind_steps(config: PipelineConfig) -> list[BoundStep]:
+    """Load each step's plugin and validate its params; errors name `steps.N.params.field`."""
+    bound = []
+    for i, step in enumerate(config.steps):
+        try:
+            cls = plugins.load(step.use)
+        except plugins.PluginError as exc:
+            raise ConfigError(f"steps.{i}.use: {exc}") from exc
+        if not (isinstance(cls, type) and issubclass(cls, (Filter, GlobalStep))):
+            raise ConfigError(f"steps.{i}.use: '{step.use}' is not a curate Filter or GlobalStep")
+        try:
+            params = cls.Params.model_validate(step.params)
+        except ValidationError as exc:
+            raise ConfigError("invalid step params:\n" + format_validation_error(
+                exc, prefix=f"steps.{i}.params")) from exc
+        bound.append(BoundStep(i, step.step_id, step, cls, params))
+    return bound
+
+
+@dataclass
+class Segment:
+    """Filters between two global steps: applies one decision first, computes one signature last."""
+
+    index: int
+    apply: BoundStep | None = None
+    filters: list[BoundStep] = field(default_factory=list)
+    signature: BoundStep | None = None
+
+    @property
+    def steps(self) -> list[BoundStep]:
+        return ([self.apply] if self.apply else []) + self.filters
+
+
+def plan_segments(steps: list[BoundStep]) -> list[Segment]:
+    segments = [Segment(0)]
+    for step in steps:
+        if step.is_global:
+            segments[-1].signature = step
+            segments.append(Segment(len(segments), apply=step))
+        else:
+            segments[-1].filters.append(step)
+    return segments
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a run's files live inside the output folder."""
+
+    root: str
+
+    def data(self, unit: str) -> str:
+        return io.join(self.root, "data", f"{unit}.parquet")
+
+    def segment(self, seg: int, unit: str) -> str:
+        return io.join(self.root, "_segments", f"s{seg}", f"{unit}.parquet")
+
+    def rejected(self, seg: int, unit: str) -> str:
+        suffix = "" if seg == 0 else f"-s{seg}"
+        return io.join(self.root, "rejected", f"{unit}{suffix}.parquet")
+
+    def sidecar(self, sid: str, unit: str) -> str:
+        return io.join(self.root, "_sidecar", sid, f"{unit}.parquet")
+
+    def manifest(self, seg: int, unit: str) -> str:
+        return io.join(self.root, "_manifest", f"s{seg}-{unit}.json")
+
+    def decision(self, sid: str) -> str:
+        return io.join(self.root, "_global", sid, "decision.parquet")
+
+    def decision_stats(self, sid: str) -> str:
+        return io.join(self.root, "_global", sid, "decide.json")
+
+    def workdir(self, sid: str) -> str:
+        return io.join(self.root, "_global", sid, "work")
+
+
+def _as_array(values: Any) -> pa.Array:
+    if isinstance(values, pa.ChunkedArray):
+        return values.combine_chunks()
+    if isinstance(values, pa.Array):
+        return values
+    return pa.array(values)
+
+
+def _utf8_text(column: pa.ChunkedArray) -> tuple[pa.Array, pa.Array | None]:
+    """The text as a string array, and a mask of rows whose bytes were not valid UTF-8."""
+    column = _as_array(column)
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return column.cast(pa.string()), None
+    if not (pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type)):
+        raise TypeError(f"has type {column.type}; expected a string column")
+    try:
+        return column.cast(pa.string()), None
+    except pa.ArrowInvalid:
+        pass
+    # Rare slow path: only batches that hold invalid UTF-8 get here.
+    raw = column.to_pylist()
+    bad = []
+    texts = []
+    for value in raw:
+        if value is None:
+            bad.append(False)
+            texts.append(None)
+            continue
+        try:
+            texts.append(value.decode("utf-8"))
+            bad.append(False)
+        except UnicodeDecodeError:
+            texts.append(value.decode("utf-8", errors="replace"))
+            bad.append(True)
+    return pa.array(texts, pa.string()), pa.array(bad, pa.bool_())
+
+
+class UnitProcessor:
+    """Runs the steps of one segment over one unit and writes its files. Knows nothing of Ray."""
+
+    def __init__(self, config: PipelineConfig, steps: list[BoundStep]) -> None:
+        self.config = config
+        self.text_column = config.input.text_column
+        self.id_column = config.input.id_column or io.DERIVED_ID
+        self.segments = plan_segments(steps)
+        self.layout = Layout(config.output.path)
+        self.instances = {s.sid: s.build(self.text_column) for s in steps}
+        self._types: dict[str, dict[str, pa.DataType]] = {}
+
+    def setup(self) -> None:
+        for sid, instance in self.instances.items():
+            try:
+                instance.setup()
+            except Exception as exc:
+                raise StepError(f"step '{sid}' failed to set up: {type(exc).__name__}: {exc}"
+                                ) from exc
+
+    # -- score types: probed once with an empty batch, so every unit writes the same schema
+    def _score_types(self, step: BoundStep, empty: pa.Table) -> dict[str, pa.DataType]:
+        if step.sid not in self._types:
+            instance = self.instances[step.sid]
+            if isinstance(instance, GlobalStep):
+                types = dict(instance.decision_schema())
+            else:
+                types = {k: _as_array(v).type for k, v in instance.score(empty).items()}
+            self._types[step.sid] = {f"{step.sid}_{k}": v for k, v in types.items()}
+        return self._types[step.sid]
+
+    def _ledger_schema(self, seg: Segment, id_type: pa.DataType, empty: pa.Table) -> pa.Schema:
+        fields = [pa.field("id", id_type), pa.field("text", pa.string()),
+                  pa.field("reason", pa.string())]
+        for s in self.segments[: seg.index + 1]:
+            for step in s.steps:
+                fields += [pa.field(k, v) for k, v in self._score_types(step, empty).items()]
+        return pa.schema(fields)
+
+    def _prepare_input(self, batch: pa.Table, unit: io.WorkUnit, first_row: int
+                       ) -> tuple[pa.Table, pa.Array]:
+        """Segment 0: check columns, add the id and the dense row id; find null/empty text."""
+        where = unit.describe()
+        if self.text_column not in batch.schema.names:
+            raise io.InputError(f"{where}: no text column '{self.text_column}' (columns: "
+                                f"{', '.join(batch.schema.names)}); set input.text_column")
+        try:
+            text, bad_utf8 = _utf8_text(batch.column(self.text_column))
+        except TypeError as exc:
+            raise io.InputError(f"{where}: column '{self.text_column}' {exc}") from exc
+        batch = batch.set_column(batch.schema.get_field_index(self.text_column),
+                                 self.text_column, text)
+        n = batch.num_rows
+        if self.config.input.id_column is None:
+            if io.DERIVED_ID in batch.schema.names:
+                raise io.InputError(f"{where}: has a column '{io.DERIVED_ID}'; set "
+                                    f"input.id_column: {io.DERIVED_ID} to use it as the id")
+            batch = batch.append_column(io.DERIVED_ID, io.derive_ids(
+                unit.shard.relpath, first_row, n))
+        elif self.id_column not in batch.schema.names:
+            raise io.InputError(f"{where}: no id column '{self.id_column}' (columns: "
+                                f"{', '.join(batch.schema.names)}); fix input.id_column")
+        batch = batch.append_column(io.ROW_ID, io.dense_row_ids(unit.shard.index, first_row, n))
+        reasons = pc.if_else(pc.is_null(text), "null_text", pa.scalar(None, pa.string()))
+        empty = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0)
+        reasons = pc.if_else(pc.and_kleene(pc.is_null(reasons), pc.fill_null(empty, False)),
+                             "empty_text", reasons)
+        if bad_utf8 is not None:
+            reasons = pc.if_else(bad_utf8, "invalid_utf8", reasons)
+        return batch, reasons
+
+    def _ledger_rows(self, rows: pa.Table, reason: str | pa.Array, schema: pa.Schema) -> pa.Table:
+        n = rows.num_rows
+        cols = {"id": rows.column(self.id_column), "text": rows.column(self.text_column),
+                "reason": reason if isinstance(reason, pa.Array) else pa.array([reason] * n,
+                                                                                pa.string())}
+        for f in schema:
+            if f.name in cols:
+                continue
+            cols[f.name] = (rows.column(f.name) if f.name in rows.schema.names
+                            else pa.nulls(n, f.type))
+        return pa.table(cols, schema=schema)
+
+    def _apply_decision(self, step: BoundStep, table: pa.Table, decision: pa.Table
+                        ) -> tuple[dict[str, pa.Array], np.ndarray]:
+        row_ids = table.column(io.ROW_ID).to_numpy()
+        dec_ids = decision.column("row_id").to_numpy()
+        pos = np.searchsorted(dec_ids, row_ids)
+        pos_clip = np.minimum(pos, max(len(dec_ids) - 1, 0))
+        found = (pos < len(dec_ids)) & (dec_ids[pos_clip] == row_ids) if len(dec_ids) else \
+            np.zeros(len(row_ids), bool)
+        drop = found & decision.column("drop").to_numpy(zero_copy_only=False)[pos_clip] \
+            if len(dec_ids) else found
+        instance = self.instances[step.sid]
+        scores = {}
+        take = pa.array(np.where(found, pos_clip, 0), mask=~found)
+        for name, dtype in instance.decision_schema().items():
+            values = decision.column(name).take(take) if len(dec_ids) else pa.nulls(
+                len(row_ids), dtype)
+            default = instance.defaults.get(name)
+            if default is not None:
+                values = pc.fill_null(values, pa.scalar(default, dtype))
+            scores[name] = _as_array(values).cast(dtype)
+        return scores, drop
+
+    def process(self, seg_index: int, unit: io.WorkUnit, decision: pa.Table | None = None
+                ) -> dict[str, Any]:
+        """Stream one unit through one segment; publish its files; return its summary."""
+        seg = self.segments[seg_index]
+        last = seg_index == len(self.segments) - 1
+        layout = self.layout
+        started = time.perf_counter()
+        steps = seg.steps
+        stats = {s.sid: {"in": 0, "kept": 0, "dropped": 0, "seconds": 0.0} for s in steps}
+        checks = {"rows": 0, "null_text": 0, "empty_text": 0, "invalid_utf8": 0}
+        if seg.signature:
+            stats[seg.signature.sid] = {"signature_rows": 0, "signature_seconds": 0.0}
+        writers: dict[str, io.AtomicParquetWriter] = {}
+        kept_total = rejected_total = 0
+        if seg_index == 0:
+            batches = io.read_unit(unit, self.config.input.batch_size)
+            empty_schema = io.unit_schema(unit)
+        else:
+            src = io.WorkUnit(unit.index, io.Shard(unit.shard.index, layout.segment(
+                seg_index - 1, unit.name), unit.name, "parquet", None), None, 0)
+            batches = io.read_unit(src, self.config.input.batch_size)
+            empty_schema = io.unit_schema(src)
+        first_row = unit.first_row
+        try:
+            seen_any = False
+            for batch in batches:
+                seen_any = True
+                kept, rejected = self._process_batch(seg, unit, pa.Table.from_batches([batch]),
+                                                     first_row, decision, stats, checks, writers)
+                first_row += batch.num_rows
+                kept_total += kept
+                rejected_total += rejected
+            if not seen_any and empty_schema is not None:
+                self._process_batch(seg, unit, empty_schema.empty_table(), first_row, decision,
+                                    stats, checks, writers)
+            # Open writers even for empty units so every unit publishes the same set of files.
+            for w in writers.values():
+                w.commit()
+        except BaseException:
+            for w in writers.values():
+                try:
+                    w.abort()
+                except Exception:  # the temp file may already be gone
+                    pass
+            raise
+        summary = {
+            "unit": unit.name, "source": unit.describe(), "segment": seg_index,
+            "input": checks if seg_index == 0 else {"rows": checks["rows"]},
+            "steps": stats, "kept": kept_total, "rejected": rejected_total,
+            "seconds": round(time.perf_counter() - started, 4),
+            "final": last,
+        }
+        io.write_json_atomic(layout.manifest(seg_index, unit.name), summary)
+        return summary
+
+    def _process_batch(self, seg: Segment, unit: io.WorkUnit, table: pa.Table, first_row: int,
+                       decision: pa.Table | None, stats: dict, checks: dict,
+                       writers: dict[str, io.AtomicParquetWriter]) -> tuple[int, int]:
+        layout = self.layout
+        compression = self.config.output.compression
+        ledger_parts: list[pa.Table] = []
+        checks["rows"] += table.num_rows
+        if seg.index == 0:
+            table, reasons = self._prepare_input(table, unit, first_row)
+            bad = pc.is_valid(reasons)
+            if pc.any(bad).as_py():
+                for reason in ("null_text", "empty_text", "invalid_utf8"):
+                    checks[reason] += pc.sum(pc.equal(reasons, reason)).as_py() or 0
+                ledger_parts.append(("__input__", table.filter(bad), reasons.filter(bad)))
+                table = table.filter(pc.invert(bad))
+        empty = table.slice(0, 0)
+        ledger_schema = self._ledger_schema(seg, table.schema.field(self.id_column).type, empty)
+        for step in seg.steps:
+            t0 = time.perf_counter()
+            st = stats[step.sid]
+            st["in"] += table.num_rows
+            types = self._score_types(step, empty)
+            if step is seg.apply:
+                raw, drop_np = self._apply_decision(step, table, decision)
+                keep = pa.array(~drop_np)
+            else:
+                instance = self.instances[step.sid]
+                try:
+                    raw = instance.score(table) if table.num_rows else instance.score(empty)
+                    raw = {k: _as_array(v) for k, v in raw.items()}
+                    keep = _as_array(instance.keep(raw)) if table.num_rows else pa.array(
+                        [], pa.bool_())
+                except Exception as exc:
+                    raise StepError(f"step '{step.sid}' failed on {unit.describe()}: "
+                                    f"{type(exc).__name__}: {exc}") from exc
+            for name, arr in raw.items():
+                col = f"{step.sid}_{name}"
+                if col not in types:
+                    raise StepError(f"step '{step.sid}' returned '{name}', which it did not "
+                                    "return for an empty batch; score() must return the same "
+                                    "columns for every batch")
+                if len(arr) != table.num_rows:
+                    raise StepError(f"step '{step.sid}' returned {len(arr)} values for "
+                                    f"'{name}' on a batch of {table.num_rows} rows")
+                if col in table.schema.names:
+                    raise StepError(f"score column '{col}' clashes with an input column; "
+                                    f"give step '{step.sid}' another id")
+                table = table.append_column(col, arr.cast(types[col]))
+            if step.annotate:
+                keep = pa.array(np.ones(table.num_rows, bool))
+            keep = pc.fill_null(keep, False)
+            dropped_rows = table.filter(pc.invert(keep))
+            if dropped_rows.num_rows:
+                ledger_parts.append((step.sid, dropped_rows, None))
+            table = table.filter(keep)
+            st["kept"] += table.num_rows
+            st["dropped"] += dropped_rows.num_rows
+            st["seconds"] += time.perf_counter() - t0
+        if seg.signature is not None:
+            t0 = time.perf_counter()
+            sig_step = seg.signature
+            instance = self.instances[sig_step.sid]
+            sidecar = instance.signature(table, table.column(io.ROW_ID).combine_chunks(),
+                                         table.column(self.id_column).combine_chunks())
+            if "sidecar" not in writers:
+                writers["sidecar"] = io.AtomicParquetWriter(
+                    layout.sidecar(sig_step.sid, unit.name), sidecar.schema, compression)
+            writers["sidecar"].write(sidecar)
+            stats[sig_step.sid]["signature_rows"] += table.num_rows
+            stats[sig_step.sid]["signature_seconds"] += time.perf_counter() - t0
+        last = seg.index == len(self.segments) - 1
+        out = table.drop_columns([io.ROW_ID]) if last else table
+        if "data" not in writers:
+            path = layout.data(unit.name) if last else layout.segment(seg.index, unit.name)
+            writers["data"] = io.AtomicParquetWriter(path, out.schema, compression)
+        writers["data"].write(out)
+        if "rejected" not in writers:
+            writers["rejected"] = io.AtomicParquetWriter(
+                layout.rejected(seg.index, unit.name), ledger_schema, compression)
+        rejected = 0
+        for reason, rows, reason_arr in ledger_parts:
+            writers["rejected"].write(self._ledger_rows(
+                rows, reason_arr if reason_arr is not None else reason, ledger_schema))
+            rejected += rows.num_rows
+        return out.num_rows, rejected

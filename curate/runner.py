@@ -1,0 +1,307 @@
+"""Runs a pipeline: plans units and segments, schedules them on Ray actors or in process."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow.parquet as pq
+from rich.console import Console
+
+from curate import io, stats
+from curate.config import ConfigError, PipelineConfig, dump_yaml
+from curate.models import model_fields, pack, sha256_path
+from curate.process import BoundStep, Layout, StepError, UnitProcessor, bind_steps, plan_segments
+from curate.progress import RunProgress
+
+
+class RunError(RuntimeError):
+    """The run cannot start or continue; the message says why and what to do."""
+
+
+@dataclass
+class RunResult:
+    output: str
+    stats: dict[str, Any]
+    skipped_units: int
+
+
+def _absolute(path: str) -> str:
+    return path if "://" in path else os.path.abspath(path)
+
+
+def _resolve_paths(config: PipelineConfig) -> PipelineConfig:
+    config = config.model_copy(deep=True)
+    paths = config.input.path
+    config.input.path = [_absolute(p) for p in paths] if isinstance(paths, list) \
+        else _absolute(paths)
+    config.output.path = _absolute(config.output.path)
+    return config
+
+
+def _models(steps: list[BoundStep]) -> dict[str, dict[str, dict[str, str]]]:
+    """sha256 of every model file named in params; relative paths made absolute in place."""
+    found: dict[str, dict[str, dict[str, str]]] = {}
+    for step in steps:
+        for name, path in model_fields(step.params).items():
+            absolute = _absolute(path)
+            try:
+                digest = sha256_path(absolute)
+            except FileNotFoundError as exc:
+                raise ConfigError(f"steps.{step.index}.params.{name}: model file {path} "
+                                  "does not exist") from exc
+            setattr(step.params, name, absolute)
+            found.setdefault(step.sid, {})[name] = {"path": absolute, "sha256": digest}
+    return found
+
+
+# ----------------------------------------------------------------------------- executors
+class LocalExecutor:
+    """Everything in this process: for tiny jobs, debugging and CI checks."""
+
+    def __init__(self, config: PipelineConfig, steps: list[BoundStep]) -> None:
+        self.processor = UnitProcessor(config, steps)
+        self.processor.setup()
+
+    def run_units(self, seg: int, units: list[io.WorkUnit], decision: Any
+                  ) -> Iterator[dict[str, Any]]:
+        for unit in units:
+            yield self.processor.process(seg, unit, decision)
+
+    def parallel_map(self, fn: Callable[..., Any], items: Iterable[Any]) -> list[Any]:
+        return [fn(item) for item in items]
+
+    def close(self) -> None:
+        pass
+
+
+class _UnitActor:
+    """One Ray worker: sets up every step once, then processes the units it is handed."""
+
+    def __init__(self, config: PipelineConfig, steps: list[BoundStep], shipped: dict) -> None:
+        self.error: str | None = None
+        try:
+            import ray
+
+            from curate.models import materialise
+
+            for step in steps:
+                for name, (files, digest) in shipped.get(step.sid, {}).items():
+                    files = ray.get(files) if isinstance(files, ray.ObjectRef) else files
+                    local = materialise(files, digest, os.path.basename(
+                        getattr(step.params, name).rstrip("/")))
+                    setattr(step.params, name, local)
+            self.processor = UnitProcessor(config, steps)
+            self.processor.setup()
+        except Exception as exc:  # reported by ready(): a raising __init__ would be restarted
+            self.error = f"{type(exc).__name__}: {exc}" if not isinstance(
+                exc, StepError) else str(exc)
+
+    def ready(self) -> str | None:
+        return self.error
+
+    def process(self, seg: int, unit: io.WorkUnit, decision: Any) -> dict[str, Any]:
+        return self.processor.process(seg, unit, decision)
+
+
+def _call(fn: Callable[..., Any], item: Any) -> Any:
+    return fn(item)
+
+
+class RayExecutor:
+    """A pool of Ray actors; units are handed out as actors free up."""
+
+    def __init__(self, config: PipelineConfig, steps: list[BoundStep],
+                 models: dict[str, dict[str, dict[str, str]]]) -> None:
+        import ray
+
+        self.ray = ray
+        address = config.ray.address
+        self.owns_ray = not ray.is_initialized()
+        if self.owns_ray:
+            if address == "local":
+                os.environ.pop("RAY_ADDRESS", None)  # embedded means fresh, not a stale cluster
+                # Workers import ad-hoc `module:Class` steps from where the driver runs.
+                path = os.pathsep.join(p for p in (os.getcwd(), os.environ.get("PYTHONPATH"))
+                                       if p)
+                ray.init(num_cpus=config.ray.workers or os.cpu_count(), include_dashboard=False,
+                         log_to_driver=False, configure_logging=False,
+                         runtime_env={"env_vars": {"PYTHONPATH": path}})
+            else:
+                ray.init(address=address, log_to_driver=False, configure_logging=False)
+        cluster = address != "local" or not self._single_node()
+        shipped: dict[str, dict[str, Any]] = {}
+        if cluster:  # local model paths must work on nodes that do not share this disk
+            for sid, fields in models.items():
+                shipped[sid] = {name: (ray.put(pack(info["path"])), info["sha256"])
+                                for name, info in fields.items()}
+        workers = config.ray.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        cpus = max((s.cls.resources.cpus for s in steps), default=1.0)
+        gpus = max((s.cls.resources.gpus for s in steps), default=0.0)
+        actor_cls = ray.remote(_UnitActor).options(num_cpus=cpus, num_gpus=gpus,
+                                                   max_restarts=-1, max_task_retries=3)
+        self.actors = [actor_cls.remote(config, steps, shipped) for _ in range(workers)]
+        errors = [e for e in ray.get([a.ready.remote() for a in self.actors]) if e]
+        if errors:
+            self.close()
+            raise RunError(errors[0])
+        # The actors hold the CPUs and sit idle while a global step decides: its tasks take no
+        # CPU reservation (else they would wait forever) and are throttled to `workers` at once.
+        self._call = ray.remote(num_cpus=0, max_retries=3)(_call)
+        self.workers = workers
+
+    def _single_node(self) -> bool:
+        return len([n for n in self.ray.nodes() if n.get("Alive")]) <= 1
+
+    def run_units(self, seg: int, units: list[io.WorkUnit], decision: Any
+                  ) -> Iterator[dict[str, Any]]:
+        ray = self.ray
+        decision_ref = ray.put(decision) if decision is not None else None
+        queue = list(units)
+        in_flight: dict[Any, Any] = {}
+        free = list(self.actors)
+        while queue or in_flight:
+            while queue and free:
+                actor = free.pop(0)
+                in_flight[actor.process.remote(seg, queue.pop(0), decision_ref)] = actor
+            done, _ = ray.wait(list(in_flight), num_returns=1)
+            for ref in done:
+                free.append(in_flight.pop(ref))
+                try:
+                    yield ray.get(ref)
+                except ray.exceptions.RayTaskError as exc:
+                    raise exc.as_instanceof_cause() from None
+
+    def parallel_map(self, fn: Callable[..., Any], items: Iterable[Any]) -> list[Any]:
+        ray = self.ray
+        fn_ref = ray.put(fn)
+        refs: list[Any] = []
+        for item in items:
+            if len(refs) >= self.workers:
+                ray.wait(refs, num_returns=len(refs) - self.workers + 1)
+            refs.append(self._call.remote(fn_ref, item))
+        return ray.get(refs)
+
+    def close(self) -> None:
+        for actor in getattr(self, "actors", []):
+            self.ray.kill(actor)
+        self.actors = []
+        if self.owns_ray:
+            self.ray.shutdown()
+
+
+# ----------------------------------------------------------------------------- the run
+def _check_inputs(config: PipelineConfig, shards: list[io.Shard]) -> None:
+    """Columns checked from Parquet footers before anything is written."""
+    text, ident = config.input.text_column, config.input.id_column
+    for shard in shards:
+        if shard.format != "parquet":
+            continue
+        names = io.unit_schema(io.WorkUnit(0, shard, None, 0)).names
+        if text not in names:
+            raise io.InputError(f"{shard.uri}: no text column '{text}' (columns: "
+                                f"{', '.join(names)}); set input.text_column")
+        if ident and ident not in names:
+            raise io.InputError(f"{shard.uri}: no id column '{ident}' (columns: "
+                                f"{', '.join(names)}); fix input.id_column")
+
+
+def _prepare_output(config: PipelineConfig, overwrite: bool, run_yaml: str) -> None:
+    root = config.output.path
+    run_file = io.join(root, "_manifest", "run.json")
+    fingerprint = config.fingerprint()
+    if overwrite:
+        io.clear(root)
+    elif io.exists(run_file):
+        previous = io.read_json(run_file)
+        if previous.get("fingerprint") != fingerprint:
+            raise RunError(f"{root} holds the output of a different config; rerun with "
+                           "--overwrite to replace it, or choose another --output")
+    elif io.exists(root) and io.list_files(io.join(root, "data")):
+        raise RunError(f"{root} already holds data from an unknown run; use --overwrite")
+    io.remove_temporaries(root)
+    io.write_text_atomic(io.join(root, "run.yaml"), run_yaml)
+    io.write_json_atomic(run_file, {"fingerprint": fingerprint})
+
+
+def run(config: PipelineConfig, *, overwrite: bool = False, progress: str = "auto",
+        console: Console | None = None) -> RunResult:
+    """Run a pipeline to completion, resuming what a previous run of the same config finished."""
+    console = console or Console(stderr=True)
+    wall = time.perf_counter()
+    config = _resolve_paths(config)
+    steps = bind_steps(config)
+    models = _models(steps)
+    segments = plan_segments(steps)
+    shards = io.discover(config.input.path, config.input.format)
+    _check_inputs(config, shards)
+    units = io.plan_units(shards, config.input.unit_rows)
+    layout = Layout(config.output.path)
+    resolved = {s.sid: s.params.model_dump(mode="json") for s in steps}
+    _prepare_output(config, overwrite, dump_yaml(config, resolved, {"models": models} if models
+                                                 else None))
+    executor: LocalExecutor | RayExecutor
+    executor = LocalExecutor(config, steps) if config.executor == "local" else RayExecutor(
+        config, steps, models)
+    view = RunProgress(console, progress)
+    skipped = 0
+    try:
+        decision = None
+        for seg in segments:
+            if seg.apply is not None:
+                decision = _decide(seg.apply, layout, units, executor, config, view)
+            todo = [u for u in units if not io.exists(layout.manifest(seg.index, u.name))]
+            skipped += len(units) - len(todo)
+            label = "filter" if len(segments) == 1 else f"segment {seg.index + 1}/{len(segments)}"
+            view.start_segment(label, len(units), len(units) - len(todo))
+            done = len(units) - len(todo)
+            for summary in executor.run_units(seg.index, todo, decision):
+                done += 1
+                view.update(summary, done, len(units))
+    finally:
+        view.stop()
+        executor.close()
+    if not config.output.keep_intermediate and len(segments) > 1:
+        for seg in segments[:-1]:
+            io.clear(io.join(layout.root, "_segments", f"s{seg.index}"))
+    merged = _write_stats(config, steps, layout, time.perf_counter() - wall)
+    return RunResult(config.output.path, merged, skipped)
+
+
+def _decide(step: BoundStep, layout: Layout, units: list[io.WorkUnit], executor: Any,
+            config: PipelineConfig, view: RunProgress) -> Any:
+    """The global step's decision, computed once over the sidecars and stored for resume."""
+    path = layout.decision(step.sid)
+    if not io.exists(path):
+        view.note(f"{step.sid}: deciding over {len(units)} sidecar files")
+        t0 = time.perf_counter()
+        sidecars = [layout.sidecar(step.sid, u.name) for u in units
+                    if io.exists(layout.sidecar(step.sid, u.name))]
+        instance = step.build(config.input.text_column)
+        workdir = layout.workdir(step.sid)
+        io.clear(workdir)
+        fs, local = io.filesystem(workdir)
+        fs.create_dir(local, recursive=True)
+        decision = instance.decide(sidecars, executor.parallel_map, workdir)
+        decision = decision.sort_by("row_id")
+        writer = io.AtomicParquetWriter(path, decision.schema, config.output.compression)
+        writer.write(decision)
+        writer.commit()
+        dropped = int(decision.column("drop").to_numpy(zero_copy_only=False).sum())
+        io.write_json_atomic(layout.decision_stats(step.sid), {
+            "seconds": round(time.perf_counter() - t0, 3), "decision_rows": decision.num_rows,
+            "to_drop": dropped})
+    fs, local = io.filesystem(path)
+    return pq.read_table(fs.open_input_file(local))
+
+
+def _write_stats(config: PipelineConfig, steps: list[BoundStep], layout: Layout,
+                 wall: float) -> dict[str, Any]:
+    decide = {s.sid: io.read_json(layout.decision_stats(s.sid)) for s in steps
+              if s.is_global and io.exists(layout.decision_stats(s.sid))}
+    merged = stats.merge(stats.read_manifests(layout.root), [s.sid for s in steps], decide, wall)
+    io.write_json_atomic(io.join(layout.root, "stats.json"), merged)
+    return merged

@@ -1,0 +1,1 @@
+"""Built-in curate plugins, registered through the `curate.filters` entry-point group."""

@@ -1,0 +1,287 @@
+"""Batch text statistics for the heuristic filters: splits, per-document sums, duplicate counts."""
+
+from __future__ import annotations
+
+import functools
+import sys
+import unicodedata
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+# The separators Python's str.splitlines() breaks on, so line rules match the reference filters.
+SPLITLINES_REGEX = r"\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x{85}\x{2028}\x{2029}]"
+# What Python's str.strip() strips (RE2's \s is ASCII-only).
+WHITESPACE = r"[\s\p{Z}\x0b\x1c-\x1f\x{85}]"
+
+
+@functools.cache
+def symbol_chars() -> str:
+    """Every Unicode punctuation (P*) and symbol (S*) character, for `pc.utf8_trim`."""
+    return "".join(
+        ch for ch in map(chr, range(sys.maxunicode + 1)) if unicodedata.category(ch)[0] in "PS"
+    )
+
+
+def as_text(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """One contiguous string array, nulls read as empty strings."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks else pa.array([], type=column.type)
+    return pc.fill_null(column, "")
+
+
+def lengths(strings: pa.Array) -> np.ndarray:
+    """Length in code points of each string, as int64."""
+    return pc.utf8_length(strings).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+@dataclass
+class Pieces:
+    """The pieces (lines, words, ...) of a batch of documents, flattened.
+
+    `parent[i]` is the document of piece `i`; pieces of a document are contiguous and in order.
+    """
+
+    values: pa.Array
+    parent: np.ndarray
+    counts: np.ndarray
+
+    @classmethod
+    def from_lists(cls, lists: pa.Array) -> Pieces:
+        counts = pc.list_value_length(lists).to_numpy(zero_copy_only=False).astype(np.int64)
+        return cls(
+            values=pc.list_flatten(lists),
+            parent=pc.list_parent_indices(lists).to_numpy(zero_copy_only=False),
+            counts=counts,
+        )
+
+    @property
+    def n_docs(self) -> int:
+        return len(self.counts)
+
+    def last_index(self) -> np.ndarray:
+        """Index of each document's last piece (-1 for a document with none)."""
+        return np.cumsum(self.counts) - 1
+
+    def sum(self, weights: np.ndarray) -> np.ndarray:
+        """Per-document sum of a per-piece quantity."""
+        return per_doc_sum(self.parent, weights, self.n_docs)
+
+
+def split(text: pa.Array, pattern: str, regex: bool = False) -> Pieces:
+    """Split every document on a literal (or RE2) pattern, like `str.split` / `re.split`."""
+    fn = pc.split_pattern_regex if regex else pc.split_pattern
+    return Pieces.from_lists(fn(text, pattern))
+
+
+def split_words(text: pa.Array) -> Pieces:
+    """Whitespace tokens of every document, like `str.split()`."""
+    # Arrow yields empty tokens at the edges of a string ("", "  " or " a "): trim first.
+    trimmed = pc.utf8_trim_whitespace(text)
+    pieces = Pieces.from_lists(pc.utf8_split_whitespace(trimmed))
+    blank = lengths(trimmed) == 0
+    if blank.any():
+        real = ~blank[pieces.parent]
+        pieces = Pieces(pieces.values.filter(pa.array(real)), pieces.parent[real], pieces.counts)
+        pieces.counts[blank] = 0
+    return pieces
+
+
+def count_words(text: pa.Array) -> np.ndarray:
+    """Number of whitespace tokens in each string, like `len(s.split())`."""
+    trimmed = pc.utf8_trim_whitespace(text)
+    counts = pc.list_value_length(pc.utf8_split_whitespace(trimmed))
+    return np.where(lengths(trimmed) == 0, 0, counts.to_numpy(zero_copy_only=False))
+
+
+def splitlines(text: pa.Array) -> tuple[Pieces, np.ndarray]:
+    """Lines as `str.splitlines()` gives them, and a mask of the real ones.
+
+    A regex split leaves one empty piece after a final line break (and one for an empty
+    document) that `splitlines()` does not produce; the mask is False on that piece.
+    """
+    pieces = split(text, SPLITLINES_REGEX, regex=True)
+    real = np.ones(len(pieces.values), dtype=bool)
+    last = pieces.last_index()[pieces.counts > 0]
+    real[last] = lengths(pieces.values.take(pa.array(last))) != 0
+    return pieces, real
+
+
+def per_doc_sum(parent: np.ndarray, weights: np.ndarray, n_docs: int) -> np.ndarray:
+    """Sum `weights` per document (bincount over the piece->document index)."""
+    if weights.dtype == bool:
+        return np.bincount(parent[weights], minlength=n_docs)[:n_docs]
+    return np.bincount(parent, weights=weights, minlength=n_docs)[:n_docs]
+
+
+def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den as float64, 0.0 where den is 0 (reference filters divide by zero there)."""
+    num = np.asarray(num, dtype=np.float64)
+    den = np.asarray(den, dtype=np.float64)
+    return np.divide(num, den, out=np.zeros_like(num), where=den != 0)
+
+
+@dataclass
+class Groups:
+    """Equal keys grouped: `ids[i]` is the group of key i; per group `count` and `first` (the
+    index of its first key). Groups are numbered in key order."""
+
+    ids: np.ndarray
+    count: np.ndarray
+    first: np.ndarray
+
+    @classmethod
+    def of(cls, keys: np.ndarray) -> Groups:
+        # A stable sort puts each group's first key first; keys here are mostly document-major,
+        # which timsort turns into long runs.
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        head = np.ones(len(keys), dtype=bool)
+        head[1:] = sorted_keys[1:] != sorted_keys[:-1]
+        heads = np.flatnonzero(head)
+        ids = np.empty(len(keys), dtype=np.int64)
+        ids[order] = np.cumsum(head) - 1
+        count = np.diff(np.append(heads, len(keys)))
+        return cls(ids=ids, count=count, first=order[heads])
+
+    def repeats(self) -> np.ndarray:
+        """True for every key equal to an earlier key (all but the first of each group)."""
+        out = np.ones(len(self.ids), dtype=bool)
+        out[self.first] = False
+        return out
+
+
+def value_codes(values: pa.Array) -> tuple[np.ndarray, int]:
+    """Integer code of each string (equal strings, equal codes) and the number of codes."""
+    encoded = pc.dictionary_encode(values)
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    return codes, len(encoded.dictionary)
+
+
+def duplicates(pieces: Pieces, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per document: how many pieces repeat an earlier piece, and their total length.
+
+    This is datatrove's `find_duplicates`: the first occurrence is not a duplicate, every later
+    one is. Pieces outside `mask` are ignored.
+    """
+    if mask is not None and not mask.all():
+        keep = pa.array(mask)
+        pieces = Pieces(
+            values=pieces.values.filter(keep),
+            parent=pieces.parent[mask],
+            counts=pieces.counts,
+        )
+    codes, n_codes = value_codes(pieces.values)
+    repeat = Groups.of(pieces.parent * max(n_codes, 1) + codes).repeats()
+    return (
+        pieces.sum(repeat.astype(np.float64)).astype(np.int64),
+        pieces.sum(np.where(repeat, lengths(pieces.values), 0)).astype(np.int64),
+    )
+
+
+@dataclass
+class NGrams:
+    """Word n-grams of one order n over a batch that may occur more than once in their document.
+
+    An n-gram can repeat only where its (n-1)-gram prefix repeats, so only those positions
+    (`start`, flat word indices) are grouped; every other n-gram occurs once. `groups` groups the
+    n-grams at `start` by (document, words): exact, no hashing.
+    """
+
+    n: int
+    start: np.ndarray
+    groups: Groups
+
+
+def word_ngrams(words: Pieces, orders: Sequence[int]) -> Iterator[NGrams]:
+    """The candidate repeated n-grams of each order in `orders` (see `NGrams`).
+
+    Order n extends the group ids of order n-1 by the code of the next word, keeping positions
+    whose (n-1)-gram repeats: the work shrinks fast with n, and a 10 MB page stays O(words log).
+    """
+    wanted = set(orders)
+    if not wanted:
+        return
+    codes, n_codes = value_codes(words.values)
+    n_codes = max(n_codes, 1)
+    starts_of_doc = np.cumsum(words.counts) - words.counts
+    # words left in the document from each position, itself included
+    left = words.counts[words.parent] - (np.arange(len(codes)) - starts_of_doc[words.parent])
+    start = np.arange(len(codes))
+    groups = Groups.of(words.parent * n_codes + codes)
+    for n in range(1, max(wanted) + 1):
+        if n > 1:
+            keep = (groups.count[groups.ids] > 1) & (left[start] >= n)
+            start, prev = start[keep], groups.ids[keep]
+            groups = Groups.of(prev * n_codes + codes[start + n - 1])
+        if n in wanted:
+            yield NGrams(n=n, start=start, groups=groups)
+
+
+def top_ngram_chars(ng: NGrams, words: Pieces, word_len_cumsum: np.ndarray) -> np.ndarray:
+    """Per document: characters of its most frequent n-gram times its count.
+
+    As datatrove's `find_top_duplicate`: the n-gram is its words joined by single spaces, and
+    ties go to the n-gram seen first (the page's first n-gram when none repeats). Documents with
+    fewer than n words get 0.
+    """
+    n = ng.n
+
+    def chars(at: np.ndarray) -> np.ndarray:
+        return word_len_cumsum[at + n] - word_len_cumsum[at] + (n - 1)
+
+    out = np.zeros(words.n_docs, dtype=np.int64)
+    has_ngram = words.counts >= n
+    doc_start = np.cumsum(words.counts) - words.counts
+    out[has_ngram] = chars(doc_start[has_ngram])
+    g = ng.groups
+    repeated = np.flatnonzero(g.count > 1)
+    if len(repeated) == 0:
+        return out
+    first_at = ng.start[g.first[repeated]]
+    doc = words.parent[first_at]
+    # per document: highest count, then earliest first occurrence
+    order = np.lexsort((first_at, -g.count[repeated], doc))
+    lead = np.ones(len(order), dtype=bool)
+    lead[1:] = doc[order][1:] != doc[order][:-1]
+    best = order[lead]
+    out[doc[best]] = g.count[repeated][best] * chars(first_at[best])
+    return out
+
+
+def duplicate_ngram_chars(ng: NGrams, words: Pieces, word_len: np.ndarray) -> np.ndarray:
+    """Per document: characters of the words covered by a repeated occurrence of an n-gram.
+
+    Every occurrence after an n-gram's first marks its n words; a word marked several times
+    counts once, and characters are word lengths (no spaces), as in datatrove.
+    """
+    n_words = len(word_len)
+    repeat_start = ng.start[ng.groups.repeats()]
+    if len(repeat_start) == 0:
+        return np.zeros(words.n_docs, dtype=np.int64)
+    if len(repeat_start) * ng.n < n_words // 4:
+        # few repeats (the usual case): enumerate the covered words instead of sweeping them all
+        covered = np.unique((repeat_start[:, None] + np.arange(ng.n)).ravel())
+        weights = word_len[covered].astype(np.float64)
+        return per_doc_sum(words.parent[covered], weights, words.n_docs).astype(np.int64)
+    depth = np.cumsum(
+        np.bincount(repeat_start, minlength=n_words + 1)
+        - np.bincount(repeat_start + ng.n, minlength=n_words + 1)
+    )[:n_words]
+    return words.sum(np.where(depth > 0, word_len, 0)).astype(np.int64)
+
+
+def first_failing(rules: Sequence[tuple[str, np.ndarray]], n_rows: int) -> pa.StringArray:
+    """Name of the first rule whose fail mask is True in each row, null where none fails."""
+    if not rules:
+        return pa.nulls(n_rows, type=pa.string())
+    fails = np.vstack([np.asarray(mask, dtype=bool) for _, mask in rules]).reshape(
+        len(rules), n_rows
+    )
+    failed = fails.any(axis=0)
+    index = pa.array(fails.argmax(axis=0).astype(np.int32), mask=~failed)
+    names = pa.array([name for name, _ in rules], type=pa.string())
+    return names.take(index)

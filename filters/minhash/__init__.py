@@ -1,0 +1,1 @@
+"""MinHash near-duplicate and exact dedup steps."""

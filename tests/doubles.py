@@ -1,0 +1,77 @@
+"""Small steps used by the core's tests: a word-count filter and a whole-corpus exact dedup."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pydantic import Field
+
+from curate.filter import Filter, GlobalStep, Params
+
+
+class MinWords(Filter):
+    """Drops documents with fewer than `min_words` whitespace-separated words."""
+
+    class Params(Params):
+        min_words: int = Field(5, description="Fewest words a kept document has.")
+
+    def score(self, batch: pa.Table) -> dict[str, pa.Array]:
+        words = pc.list_value_length(pc.utf8_split_whitespace(self.text(batch)))
+        return {"words": pc.fill_null(words, 0).cast(pa.int32())}
+
+    def keep(self, scores: dict[str, pa.Array]) -> pa.BooleanArray:
+        return pc.greater_equal(scores["words"], self.params.min_words)
+
+
+class Boom(Filter):
+    """Raises on any non-empty batch: for error-path tests."""
+
+    def score(self, batch: pa.Table) -> dict[str, pa.Array]:
+        if batch.num_rows:
+            raise RuntimeError("boom")
+        return {"x": pa.array([], pa.int8())}
+
+    def keep(self, scores):
+        return pc.is_valid(scores["x"])
+
+
+def _first_by_text(path: str) -> pa.Table:
+    return pq.read_table(path)
+
+
+class TextDedup(GlobalStep):
+    """Keeps the first document (smallest row id) of each exact text; a test double for dedup."""
+
+    def signature(self, batch, row_ids, ids):
+        return pa.table({"row_id": row_ids, "id": pc.cast(ids, pa.string()),
+                         "text": self.text(batch)})
+
+    def decision_schema(self):
+        return {"duplicate_of": pa.string(), "cluster_size": pa.int64()}
+
+    defaults = {"cluster_size": 1}
+
+    def decide(self, sidecars, parallel_map, workdir):
+        parts = parallel_map(_first_by_text, sidecars)
+        table = pa.concat_tables(parts) if parts else pa.table(
+            {"row_id": pa.array([], pa.int64()), "id": pa.array([], pa.string()),
+             "text": pa.array([], pa.string())})
+        table = table.sort_by("row_id")
+        codes = pc.dictionary_encode(table["text"]).combine_chunks().indices.to_numpy()
+        rows = table["row_id"].to_numpy()
+        first = np.full(codes.max() + 1 if len(codes) else 0, -1)
+        order = np.arange(len(codes))[::-1]
+        first[codes[order]] = order  # last write wins = smallest position
+        sizes = np.bincount(codes) if len(codes) else np.array([], int)
+        drop = first[codes] != np.arange(len(codes))
+        in_cluster = sizes[codes] > 1
+        ids = table["id"].to_numpy(zero_copy_only=False)
+        return pa.table({
+            "row_id": pa.array(rows[in_cluster]),
+            "drop": pa.array(drop[in_cluster]),
+            "duplicate_of": pa.array(np.where(drop, ids[first[codes]], None)[in_cluster],
+                                     pa.string()),
+            "cluster_size": pa.array(sizes[codes][in_cluster].astype(np.int64)),
+        })

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from curate_filters import _textstats as ts
 from curate_filters.heuristics import C4Quality, FineWebQuality, GopherQuality, GopherRepetition
 

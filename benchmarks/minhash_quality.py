@@ -1,4 +1,4 @@
-"""Precision / recall / F1 of curate `minhash` and datasketch MinHashLSH vs exact word-5-gram Jaccard.
+"""Precision, recall, F1 of curate `minhash` and datasketch MinHashLSH vs exact 5-gram Jaccard.
 
 Data: shared/data/near_dup (2,027 web articles with edited variants, every pair with exact
 word-5-gram Jaccard >= 0.2 in pairs_jaccard.parquet, computed on lowercased text with punctuation
@@ -33,8 +33,12 @@ DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "near_du
 
 
 def truth_removed(pairs, index: dict[str, int], t: float) -> set[int]:
-    a = np.array([index[x] for x, j in zip(pairs["id_a"], pairs["j"]) if j >= t], np.int64)
-    b = np.array([index[x] for x, j in zip(pairs["id_b"], pairs["j"]) if j >= t], np.int64)
+    a = np.array(
+        [index[x] for x, j in zip(pairs["id_a"], pairs["j"], strict=True) if j >= t], np.int64
+    )
+    b = np.array(
+        [index[x] for x, j in zip(pairs["id_b"], pairs["j"], strict=True) if j >= t], np.int64
+    )
     nodes, root, _ = components(a, b)
     return set(nodes[nodes != root].tolist())
 
@@ -69,7 +73,7 @@ def datasketch_removed(table, num_perm: int, bands: int, rows: int) -> tuple[set
 
 def score(removed: set[int], truth: set[int], pairs, index, t: float) -> dict[str, float]:
     kept_ok = set()
-    for x, y, j in zip(pairs["id_a"], pairs["id_b"], pairs["j"]):
+    for x, y, j in zip(pairs["id_a"], pairs["id_b"], pairs["j"], strict=True):
         if j >= t:
             a, b = index[x], index[y]
             if a in removed and b not in removed:

@@ -65,7 +65,12 @@ def pack(uri: str) -> dict[str, bytes]:
     info = fs.get_file_info(path)
     if info.type == FileType.File:
         with fs.open_input_stream(path) as f:
-            return {"": f.read()}
+            files = {"": f.read()}
+        # A model's settings sidecar (`<model>.json`, e.g. the fastText normaliser) travels too.
+        if fs.get_file_info(path + ".json").type == FileType.File:
+            with fs.open_input_stream(path + ".json") as f:
+                files[".json"] = f.read()
+        return files
     out = {}
     for i in fs.get_file_info(FileSelector(path, recursive=True)):
         if i.type == FileType.File:
@@ -82,11 +87,15 @@ def materialise(files: dict[str, bytes], sha256: str, name: str) -> str:
         staging = Path(tempfile.mkdtemp(dir=root.parent if root.parent.exists() else None))
         if "" in files:
             (staging / name).write_bytes(files[""])
+            if ".json" in files:
+                (staging / (name + ".json")).write_bytes(files[".json"])
         else:
             for rel, data in files.items():
                 (staging / name / rel).parent.mkdir(parents=True, exist_ok=True)
                 (staging / name / rel).write_bytes(data)
         root.mkdir(parents=True, exist_ok=True)
+        if (staging / (name + ".json")).exists():
+            os.replace(staging / (name + ".json"), root / (name + ".json"))
         os.replace(staging / name, target)
     actual = sha256_path(str(target))
     if actual != sha256:

@@ -363,7 +363,7 @@ def fit(
             for i in order:
                 f.write(f"{LABEL_PREFIX}{labels[i]} {lines[i]}")
         try:
-            model = _train(ft, train_file, settings, attempts=3)
+            model = _train(ft, train_file, settings, attempts=5)
         except RuntimeError as e:
             if "NaN" not in str(e):
                 raise

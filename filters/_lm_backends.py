@@ -103,9 +103,9 @@ class HFBackend:
 
     def _encode(self, texts: list[str]) -> list[list[int]]:
         budget = self.max_tokens - (self.bos is not None)
-        ids = self.tokenizer(
-            texts, add_special_tokens=False, truncation=True, max_length=budget
-        )["input_ids"]
+        ids = self.tokenizer(texts, add_special_tokens=False, truncation=True, max_length=budget)[
+            "input_ids"
+        ]
         if self.bos is not None:
             ids = [[self.bos, *row] for row in ids]
         return ids
@@ -114,6 +114,8 @@ class HFBackend:
         """Perplexity of each document (float64; NaN when it has no token to predict)."""
         torch = self.torch
         values = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
+        if len(values) == 0:
+            return np.zeros(0, np.float64)
         ids = self._encode(pc.fill_null(values, "").to_pylist())
         lengths = np.fromiter(map(len, ids), np.int64, len(ids))
         nll = np.zeros(len(ids))

@@ -45,8 +45,9 @@ class TextDedup(GlobalStep):
     """Keeps the first document (smallest row id) of each exact text; a test double for dedup."""
 
     def signature(self, batch, row_ids, ids):
-        return pa.table({"row_id": row_ids, "id": pc.cast(ids, pa.string()),
-                         "text": self.text(batch)})
+        return pa.table(
+            {"row_id": row_ids, "id": pc.cast(ids, pa.string()), "text": self.text(batch)}
+        )
 
     def decision_schema(self):
         return {"duplicate_of": pa.string(), "cluster_size": pa.int64()}
@@ -55,9 +56,17 @@ class TextDedup(GlobalStep):
 
     def decide(self, sidecars, parallel_map, workdir):
         parts = parallel_map(_first_by_text, sidecars)
-        table = pa.concat_tables(parts) if parts else pa.table(
-            {"row_id": pa.array([], pa.int64()), "id": pa.array([], pa.string()),
-             "text": pa.array([], pa.string())})
+        table = (
+            pa.concat_tables(parts)
+            if parts
+            else pa.table(
+                {
+                    "row_id": pa.array([], pa.int64()),
+                    "id": pa.array([], pa.string()),
+                    "text": pa.array([], pa.string()),
+                }
+            )
+        )
         table = table.sort_by("row_id")
         codes = pc.dictionary_encode(table["text"]).combine_chunks().indices.to_numpy()
         rows = table["row_id"].to_numpy()
@@ -68,10 +77,49 @@ class TextDedup(GlobalStep):
         drop = first[codes] != np.arange(len(codes))
         in_cluster = sizes[codes] > 1
         ids = table["id"].to_numpy(zero_copy_only=False)
-        return pa.table({
-            "row_id": pa.array(rows[in_cluster]),
-            "drop": pa.array(drop[in_cluster]),
-            "duplicate_of": pa.array(np.where(drop, ids[first[codes]], None)[in_cluster],
-                                     pa.string()),
-            "cluster_size": pa.array(sizes[codes][in_cluster].astype(np.int64)),
-        })
+        return pa.table(
+            {
+                "row_id": pa.array(rows[in_cluster]),
+                "drop": pa.array(drop[in_cluster]),
+                "duplicate_of": pa.array(
+                    np.where(drop, ids[first[codes]], None)[in_cluster], pa.string()
+                ),
+                "cluster_size": pa.array(sizes[codes][in_cluster].astype(np.int64)),
+            }
+        )
+
+
+class Slow(Filter):
+    """Sleeps per batch so a test can interrupt a run midway; keeps everything."""
+
+    class Params(Params):
+        seconds: float = Field(0.2, description="Sleep per batch.")
+
+    def score(self, batch: pa.Table) -> dict[str, pa.Array]:
+        if batch.num_rows:
+            import time
+
+            time.sleep(self.params.seconds)
+        return {"ok": pa.array([True] * batch.num_rows, pa.bool_())}
+
+    def keep(self, scores):
+        return scores["ok"]
+
+
+class KillOnce(Filter):
+    """Kills its own worker process (SIGKILL) the first time it sees a batch, then behaves."""
+
+    class Params(Params):
+        marker: str = Field(description="File created before the kill, so it happens once.")
+
+    def score(self, batch: pa.Table) -> dict[str, pa.Array]:
+        import os
+        import signal
+
+        if batch.num_rows and not os.path.exists(self.params.marker):
+            open(self.params.marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return {"ok": pa.array([True] * batch.num_rows, pa.bool_())}
+
+    def keep(self, scores):
+        return scores["ok"]

@@ -36,7 +36,7 @@ def content_hashes(text: pa.StringArray) -> np.ndarray:
     mv = memoryview(data)
     bounds = offsets.tolist()
     digest = b"".join(
-        xxhash.xxh3_128_digest(mv[s:e]) for s, e in zip(bounds[:-1], bounds[1:])
+        xxhash.xxh3_128_digest(mv[s:e]) for s, e in zip(bounds[:-1], bounds[1:], strict=True)
     )
     return np.frombuffer(digest, dtype=">u8").astype(np.uint64).reshape(-1, 2)
 

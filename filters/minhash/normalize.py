@@ -10,7 +10,9 @@ from curate.filter import Params
 
 # RE2's \s is ASCII-only, so the Unicode separators are listed. Matching only runs and non-space
 # separators (not every single space) makes the pass about 3x faster on prose.
-_SEPARATORS = r"\t\n\v\f\r\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}"
+_SEPARATORS = (
+    r"\t\n\v\f\r\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}"
+)
 _WHITESPACE = rf"[\s\p{{Z}}]{{2,}}|[{_SEPARATORS}]"
 _WHITESPACE_PUNCT = rf"[\s\p{{Z}}\p{{P}}\p{{S}}]{{2,}}|[{_SEPARATORS}\p{{P}}\p{{S}}]"
 _DIGIT = r"\p{Nd}"

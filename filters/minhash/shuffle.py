@@ -106,7 +106,7 @@ def lookup_ids(task: tuple[str, np.ndarray]) -> pa.Table:
 def _batches(paths: list[str], sizes: list[int], per_task: int) -> list[list[str]]:
     groups: list[list[str]] = [[]]
     total = 0
-    for path, size in zip(paths, sizes):
+    for path, size in zip(paths, sizes, strict=True):
         if groups[-1] and total + size > per_task:
             groups.append([])
             total = 0

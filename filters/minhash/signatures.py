@@ -56,10 +56,14 @@ def fmix64(h: np.ndarray) -> np.ndarray:
 
 def string_buffers(arr: pa.StringArray) -> tuple[np.ndarray, np.ndarray]:
     """The UTF-8 bytes of a string array and its offsets into them (n + 1 int64), zero-copy."""
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset : arr.offset + len(arr) + 1]
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[
+        arr.offset : arr.offset + len(arr) + 1
+    ]
     offsets = offsets.astype(np.int64)
     data_buf = arr.buffers()[2]
-    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
+    data = (
+        np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
+    )
     base = offsets[0] if len(offsets) else 0
     return data[base : offsets[-1] if len(offsets) else 0], offsets - base
 
@@ -163,7 +167,7 @@ def scalar_hash32(data: np.ndarray, starts: np.ndarray, ends: np.ndarray, name: 
     fn = _SCALAR_HASHES[name]
     mv = memoryview(data)
     return np.fromiter(
-        (fn(mv[s:e]) for s, e in zip(starts.tolist(), ends.tolist())),
+        (fn(mv[s:e]) for s, e in zip(starts.tolist(), ends.tolist(), strict=True)),
         dtype=np.uint32,
         count=len(starts),
     )

@@ -16,7 +16,9 @@ def test_lowercases_and_maps_every_digit_to_zero():
 
 
 def test_folds_unicode_punctuation_to_ascii():
-    text = "\u201cQuoted\u201d \u2014 it\u2019s \u00abfine\u00bb\u2026 1\u20132 \uff08ok\uff09\uff01"
+    text = (
+        "\u201cQuoted\u201d \u2014 it\u2019s \u00abfine\u00bb\u2026 1\u20132 \uff08ok\uff09\uff01"
+    )
     assert normalize_text(text) == '"quoted" - it\'s "fine"... 0-0 (ok)!'
 
 

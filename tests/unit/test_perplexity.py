@@ -32,7 +32,7 @@ def write_bigram_arpa(path, sentences: list[str]) -> str:
     for sentence in sentences:
         words = ["<s>", *sentence.split(), "</s>"]
         unigrams.update(words)
-        bigrams.update(zip(words, words[1:]))
+        bigrams.update(zip(words[:-1], words[1:], strict=True))
     total = sum(unigrams.values())
     vocab = sorted(unigrams)
     lines = ["\\data\\", f"ngram 1={len(vocab) + 1}", f"ngram 2={len(bigrams)}", "", "\\1-grams:"]

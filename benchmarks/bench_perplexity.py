@@ -1,0 +1,152 @@
+"""Throughput of the perplexity step: kenlm backend vs a plain Model.score loop; hf on CPU.
+
+kenlm: the step's score() (normalisation included) over ~10k bench_100k documents in batches of
+1,024, against a plain Python loop of `kenlm.Model.score` over the same documents already
+normalised (CCNet's per-line loop), in the same run: docs/s and ratio (goal >= 0.9).
+hf: a tiny random 2-layer GPT-2 (word-level tokenizer built from the data) on CPU: tokens/s.
+The kenlm model is an order-5 probing model trained on English Wikipedia summaries (needs
+lmplz: bash tools/build_kenlm.sh), unless --model is given.
+
+    python benchmarks/bench_perplexity.py [--docs 10000] [--repeat 3] [--model lm.binary]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curate_filters._ccnet_normalize import normalized_lines
+from curate_filters.perplexity import Perplexity, PerplexityParams, train_kenlm
+
+DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+BATCH = 1024
+
+
+def plain_loop(model, docs_lines: list[list[str]]) -> np.ndarray:
+    """The baseline: CCNet's loop over pre-normalised lines, one Python iteration per line."""
+    out = np.empty(len(docs_lines))
+    for i, lines in enumerate(docs_lines):
+        log_score, length = 0.0, 0
+        for line in lines:
+            log_score += model.score(line)
+            length += len(line.split()) + 1
+        out[i] = 10.0 ** (-log_score / length) if length else np.nan
+    return out
+
+
+def bench_kenlm(model_path: str, texts: pa.Array, repeat: int) -> None:
+    step = Perplexity(PerplexityParams(model=model_path))
+    step.setup()
+    table = pa.table({"text": texts})
+    lines, doc = normalized_lines(texts)
+    docs_lines: list[list[str]] = [[] for _ in range(len(texts))]
+    for d, line in zip(doc.tolist(), lines.to_pylist(), strict=True):
+        docs_lines[d].append(line)
+
+    ours, base = [], []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        ppl = np.concatenate(
+            [
+                step.score(table.slice(i, BATCH))["perplexity"].to_numpy()
+                for i in range(0, len(texts), BATCH)
+            ]
+        )
+        ours.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        ref = plain_loop(step._backend.model, docs_lines)
+        base.append(time.perf_counter() - started)
+    np.testing.assert_allclose(ppl, ref, rtol=1e-9)
+    n = len(texts)
+    words = len(lines) + int(sum(line.count(" ") for line in lines.to_pylist()))
+    t_ours, t_base = min(ours), min(base)
+    print(f"kenlm: {n:,} docs, {len(lines):,} lines, {words:,} words; best of {repeat}")
+    print(f"  filter score() incl. normalisation: {n / t_ours:>9,.0f} docs/s  ({t_ours:.2f} s)")
+    print(f"  plain Model.score loop, pre-normed: {n / t_base:>9,.0f} docs/s  ({t_base:.2f} s)")
+    print(f"  ratio filter / plain loop: {t_base / t_ours:.2f}")
+    started = time.perf_counter()
+    normalized_lines(texts)
+    print(f"  normalisation alone: {n / (time.perf_counter() - started):,.0f} docs/s")
+
+
+def tiny_gpt2(folder: Path, texts: list[str]) -> None:
+    import torch
+    import transformers
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    counts = Counter(w for t in texts for w in t.lower().split())
+    words = [w for w, _ in counts.most_common(8000)]
+    vocab = {w: i for i, w in enumerate(["<unk>", "<eos>", *words])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="<unk>", bos_token="<eos>", eos_token="<eos>",
+        pad_token="<eos>",
+    )  # fmt: skip
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(
+        vocab_size=len(vocab), n_layer=2, n_embd=64, n_head=2, n_positions=512,
+        bos_token_id=1, eos_token_id=1,
+    )  # fmt: skip
+    transformers.GPT2LMHeadModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def bench_hf(texts: pa.Array, n_docs: int) -> None:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("hf: skipped (torch not installed: pip install 'curate[torch]')")
+        return
+    sample = texts.slice(0, n_docs)
+    with tempfile.TemporaryDirectory() as tmp:
+        tiny_gpt2(Path(tmp), texts.to_pylist())
+        step = Perplexity(
+            PerplexityParams(model=tmp, backend="hf", device="cpu", max_tokens=512, batch_size=16)
+        )
+        step.setup()
+        tokens = sum(len(ids) for ids in step._backend._encode(sample.to_pylist()))
+        started = time.perf_counter()
+        step.score(pa.table({"text": sample}))
+        elapsed = time.perf_counter() - started
+    print(
+        f"hf (tiny GPT-2: 2 layers, d=64, 8k vocab, max_tokens 512, batch 16, CPU): "
+        f"{n_docs} docs, {tokens:,} tokens: {tokens / elapsed:,.0f} tokens/s, "
+        f"{n_docs / elapsed:,.0f} docs/s"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--docs", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--hf-docs", type=int, default=256)
+    parser.add_argument("--model", help="KenLM model (default: train one on Wikipedia)")
+    args = parser.parse_args()
+    data = args.data.resolve()
+    texts = pq.read_table(data / "bench_100k/shard_00.parquet", columns=["text"])["text"]
+    texts = texts.slice(0, args.docs).combine_chunks()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model = args.model
+        if model is None:
+            model = str(Path(tmp) / "wiki.binary")
+            wiki = str(data / "high_quality/wikipedia_vital_summaries_en.parquet")
+            train_kenlm([wiki], model, order=5)
+        bench_kenlm(model, texts, args.repeat)
+    bench_hf(texts, args.hf_docs)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS: {peak:,.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""The plugin contract as a reusable check: third-party plugin authors call it from their tests."""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+import pyarrow as pa
+
+from curate.filter import Filter, GlobalStep
+
+CONTRACT_TEXTS = [
+    "The quick brown fox jumps over the lazy dog. " * 20,
+    "Une phrase en français, avec des accents : été, où, garçon. " * 10,
+    "表情符号 🚀🔥 emoji, CJK 漢字かな交じり文, and RTL שלום עולם مرحبا بالعالم " * 5,
+    "combining marks: e\u0301 a\u0308 n\u0303; zero width\u200bjoiner; tabs\tand\nnewlines\n",
+    "short",
+    "   leading and trailing whitespace   ",
+    "x" * 5000,
+    "# Heading\n\n- bullet one\n- bullet two\n\nA paragraph with numbers 1234 and symbols #@$%.",
+]
+
+
+def _check_scores(name: str, scores: Any, rows: int) -> dict[str, pa.Array]:
+    assert isinstance(scores, dict), f"{name}.score must return a dict of arrays"
+    out = {}
+    for key, values in scores.items():
+        arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+        assert isinstance(arr, pa.Array), f"{name}.score['{key}'] is {type(values)}, not Arrow"
+        assert len(arr) == rows, f"{name}.score['{key}'] has {len(arr)} values for {rows} rows"
+        out[key] = arr
+    return out
+
+
+def check_filter_contract(cls: type, params: dict[str, Any] | None = None,
+                          texts: list[str] | None = None, text_column: str = "text") -> None:
+    """Assert the contract every step keeps; raises AssertionError naming what broke.
+
+    Picklable before setup; typed scores for an empty batch; one score per row; the same types
+    for every batch; deterministic; row-independent (scoring halves equals scoring the whole);
+    `keep` returns one boolean per row.
+    """
+    name = cls.__name__
+    texts = texts or CONTRACT_TEXTS
+    step = cls(cls.Params.model_validate(params or {}), text_column=text_column)
+    step = pickle.loads(pickle.dumps(step))
+    step.setup()
+    batch = pa.table({text_column: pa.array(texts, pa.string()),
+                      "id": pa.array([f"doc-{i}" for i in range(len(texts))])})
+    empty = batch.slice(0, 0)
+    if isinstance(step, GlobalStep):
+        row_ids = pa.array(range(len(texts)), pa.int64())
+        sig = step.signature(batch, row_ids, batch["id"])
+        assert isinstance(sig, pa.Table), f"{name}.signature must return a pa.Table"
+        again = step.signature(batch, row_ids, batch["id"])
+        assert sig.equals(again), f"{name}.signature is not deterministic"
+        empty_sig = step.signature(empty, row_ids.slice(0, 0), batch["id"].slice(0, 0))
+        assert empty_sig.schema == sig.schema, f"{name}.signature schema differs when empty"
+        return
+    assert isinstance(step, Filter), f"{name} is neither a Filter nor a GlobalStep"
+    empty_scores = _check_scores(name, step.score(empty), 0)
+    for key, arr in empty_scores.items():
+        assert arr.type != pa.null(), f"{name}.score['{key}'] is untyped for an empty batch"
+    scores = _check_scores(name, step.score(batch), len(texts))
+    assert set(scores) == set(empty_scores), f"{name}.score returns other columns when empty"
+    for key, arr in scores.items():
+        assert arr.type == empty_scores[key].type, (
+            f"{name}.score['{key}'] is {arr.type} but {empty_scores[key].type} when empty")
+    again = _check_scores(name, step.score(batch), len(texts))
+    for key in scores:
+        assert scores[key].equals(again[key]), f"{name}.score['{key}'] is not deterministic"
+    half = len(texts) // 2
+    parts = [_check_scores(name, step.score(batch.slice(lo, hi - lo)), hi - lo)
+             for lo, hi in ((0, half), (half, len(texts)))]
+    for key in scores:
+        joined = pa.concat_arrays([p[key] for p in parts])
+        assert joined.equals(scores[key]), (
+            f"{name}.score['{key}'] of a row depends on the other rows of its batch")
+    keep = step.keep(scores)
+    keep = keep.combine_chunks() if isinstance(keep, pa.ChunkedArray) else keep
+    assert pa.types.is_boolean(keep.type) and len(keep) == len(texts), (
+        f"{name}.keep must return one boolean per row")

@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -102,7 +103,8 @@ def run_curate(shards: list[Path], procs: int) -> tuple[dict[str, float], set[st
         for i, s in enumerate(shards):
             mine = dropped[(dropped >> 40) == i] & ((1 << 40) - 1)
             ids[i] = pq.read_table(s, columns=["id"]).column("id").take(mine).to_pylist()
-        figures["children_rss_mb"] = _rss_mb(resource.RUSAGE_CHILDREN)
+    # Reaped workers only count once the pool has exited.
+    figures["children_rss_mb"] = _rss_mb(resource.RUSAGE_CHILDREN)
     return figures, {x for v in ids.values() for x in v}
 
 

@@ -1,7 +1,7 @@
 """Throughput of the perplexity step: kenlm backend vs a plain Model.score loop; hf on CPU.
 
 kenlm: the step's score() (normalisation included) over ~10k bench_100k documents in batches of
-1,024, against a plain Python loop of `kenlm.Model.score` over the same documents already
+the step's resources.batch_size (4,096), against a plain Python loop of `kenlm.Model.score` over the same documents already
 normalised (CCNet's per-line loop), in the same run: docs/s and ratio (goal >= 0.9).
 hf: a tiny random 2-layer GPT-2 (word-level tokenizer built from the data) on CPU: tokens/s.
 The kenlm model is an order-5 probing model trained on English Wikipedia summaries (needs
@@ -27,7 +27,7 @@ from curate_filters._ccnet_normalize import normalized_lines
 from curate_filters.perplexity import Perplexity, PerplexityParams, train_kenlm
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-BATCH = 1024
+BATCH = Perplexity.resources.batch_size
 
 
 def plain_loop(model, docs_lines: list[list[str]]) -> np.ndarray:
@@ -101,6 +101,8 @@ def tiny_gpt2(folder: Path, texts: list[str]) -> None:
 
 
 def bench_hf(texts: pa.Array, n_docs: int) -> None:
+    if n_docs <= 0:
+        return
     try:
         import torch  # noqa: F401
     except ImportError:

@@ -51,8 +51,18 @@ class KenLMBackend:
         # One C call per line; bos/eos default to True. Lines are single-spaced and trimmed, so
         # words = spaces + 1, and the +1 for the end-of-sentence token gives spaces + 2.
         log10 = np.fromiter(map(self.model.score, lines.to_pylist()), np.float64, len(lines))
-        lengths = pc.count_substring(lines, " ").to_numpy(zero_copy_only=False) + 2.0
-        return doc_perplexity(log10, lengths, doc_index, len(texts))
+        return doc_perplexity(log10, count_spaces(lines) + 2.0, doc_index, len(texts))
+
+
+def count_spaces(lines: pa.Array) -> np.ndarray:
+    """Spaces in each string, from the raw UTF-8 buffer (faster than pc.count_substring)."""
+    lines = lines.cast(pa.large_string())
+    _, offsets_buf, data_buf = lines.buffers()
+    offsets = np.frombuffer(offsets_buf, np.int64)[lines.offset : lines.offset + len(lines) + 1]
+    if data_buf is None or len(lines) == 0:
+        return np.zeros(len(lines), np.int64)
+    spaces = np.flatnonzero(np.frombuffer(data_buf, np.uint8) == 0x20)
+    return np.diff(np.searchsorted(spaces, offsets))
 
 
 def _import_torch():

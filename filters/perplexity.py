@@ -101,7 +101,7 @@ class Perplexity(Filter):
     """
 
     Params: ClassVar[type[PerplexityParams]] = PerplexityParams
-    resources: ClassVar[Resources] = Resources(cpus=1.0, batch_size=1024)
+    resources: ClassVar[Resources] = Resources(cpus=1.0, batch_size=4096)
 
     def __init__(self, params: PerplexityParams | None = None, text_column: str = "text") -> None:
         super().__init__(params, text_column)

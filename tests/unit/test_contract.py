@@ -1,0 +1,44 @@
+"""The plugin contract, run over every registered plugin (and the test doubles)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from curate import plugins
+from curate.filter import Filter
+from curate.testing import check_filter_contract
+from tests.conftest import REPO
+
+MODELS = REPO / "examples" / "quickstart" / "models"
+# Plugins whose params have no usable default: what the contract runs them with.
+PARAMS = {
+    "fasttext_quality": {"model": str(MODELS / "quality.ftz"), "label": "hq", "min_prob": 0.5},
+    "fasttext_langid": {"model": str(MODELS / "lid.ftz"), "languages": ["en"]},
+    "perplexity": {"backend": "kenlm", "model": str(MODELS / "lm.binary"),
+                   "max_perplexity": 5000},
+}
+
+
+@pytest.mark.parametrize("name", sorted(plugins.available()))
+def test_registered_plugin_keeps_the_contract(name):
+    cls = plugins.load(name)
+    check_filter_contract(cls, PARAMS.get(name, {}))
+
+
+@pytest.mark.parametrize("name", ["tests.doubles:MinWords", "tests.doubles:TextDedup"])
+def test_test_doubles_keep_the_contract(name):
+    check_filter_contract(plugins.load(name))
+
+
+class Untyped(Filter):
+    def score(self, batch):
+        return {"x": pa.array([None] * batch.num_rows)}
+
+    def keep(self, scores):
+        return pa.array([True] * len(scores["x"]))
+
+
+def test_contract_catches_an_untyped_empty_batch():
+    with pytest.raises(AssertionError, match="untyped for an empty batch"):
+        check_filter_contract(Untyped)

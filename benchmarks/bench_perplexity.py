@@ -1,8 +1,9 @@
 """Throughput of the perplexity step: kenlm backend vs a plain Model.score loop; hf on CPU.
 
-kenlm: the step's score() (normalisation included) over ~10k bench_100k documents in batches of
-the step's resources.batch_size (4,096), against a plain Python loop of `kenlm.Model.score` over the same documents already
-normalised (CCNet's per-line loop), in the same run: docs/s and ratio (goal >= 0.9).
+kenlm: the step's score() (normalisation included) over ~10k bench_100k documents in batches
+of the step's resources.batch_size (4,096), against a plain Python loop of `kenlm.Model.score`
+over the same documents already normalised (CCNet's per-line loop), in the same run: docs/s and
+ratio (goal >= 0.9).
 hf: a tiny random 2-layer GPT-2 (word-level tokenizer built from the data) on CPU: tokens/s.
 The kenlm model is an order-5 probing model trained on English Wikipedia summaries (needs
 lmplz: bash tools/build_kenlm.sh), unless --model is given.

@@ -29,10 +29,15 @@ def _child_run(corpus: str, out: str, workers: int, executor: str) -> dict:
     from curate import config as cfg
     from curate import runner
 
-    config = cfg.load(base={
-        "input": {"path": corpus, "id_column": "id"}, "output": {"path": out},
-        "executor": executor, "ray": {"workers": workers},
-        "steps": [{"use": name} for name in HEURISTICS]})
+    config = cfg.load(
+        base={
+            "input": {"path": corpus, "id_column": "id"},
+            "output": {"path": out},
+            "executor": executor,
+            "ray": {"workers": workers},
+            "steps": [{"use": name} for name in HEURISTICS],
+        }
+    )
     peak = {"workers": 0}
     stop = threading.Event()
 
@@ -59,18 +64,22 @@ def _child_run(corpus: str, out: str, workers: int, executor: str) -> dict:
     import resource
 
     docs = result.stats["total"]["documents"]
-    return {"docs": docs, "seconds": wall, "docs_per_s": docs / wall,
-            "driver_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "worker_peak_mb": peak["workers"] / 2**20,
-            "kept": result.stats["total"]["kept"]}
+    return {
+        "docs": docs,
+        "seconds": wall,
+        "docs_per_s": docs / wall,
+        "driver_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "worker_peak_mb": peak["workers"] / 2**20,
+        "kept": result.stats["total"]["kept"],
+    }
 
 
 def _child_loop(corpus: str) -> dict:
     """In a subprocess: the same filters called on the same batches in a plain loop, no Ray."""
     import resource
 
-    import pyarrow.parquet as pq
     import pyarrow.compute as pc
+    import pyarrow.parquet as pq
 
     from curate import plugins
 
@@ -92,17 +101,24 @@ def _child_loop(corpus: str) -> dict:
                 keep = f.keep(f.score(table))
                 table = table.filter(pc.fill_null(keep, False))
     wall = time.perf_counter() - t0
-    return {"docs": docs, "seconds": wall, "docs_per_s": docs / wall,
-            "driver_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "docs": docs,
+        "seconds": wall,
+        "docs_per_s": docs / wall,
+        "driver_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def _in_subprocess(fn: str, *args) -> dict:
-    code = (f"import json, sys; sys.path.insert(0, {str(REPO)!r}); "
-            f"from benchmarks.bench_pipeline import {fn}; "
-            f"print('RESULT' + json.dumps({fn}(*{list(args)!r})))")
+    code = (
+        f"import json, sys; sys.path.insert(0, {str(REPO)!r}); "
+        f"from benchmarks.bench_pipeline import {fn}; "
+        f"print('RESULT' + json.dumps({fn}(*{list(args)!r})))"
+    )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         cwd=REPO, check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO, check=False
+    )
     for line in out.stdout.splitlines():
         if line.startswith("RESULT"):
             return json.loads(line[6:])
@@ -126,29 +142,39 @@ def main() -> None:
                 os.symlink(s, c400 / f"r{r}_{s.name}")
         rows = {}
         rows["plain loop, 100k"] = _in_subprocess("_child_loop", str(c100))
-        rows["local executor, 100k"] = _in_subprocess("_child_run", str(c100),
-                                                      str(Path(tmp) / "o0"), 1, "local")
-        rows["ray 1 worker, 100k"] = _in_subprocess("_child_run", str(c100),
-                                                    str(Path(tmp) / "o1"), 1, "ray")
-        rows["ray 2 workers, 100k"] = _in_subprocess("_child_run", str(c100),
-                                                     str(Path(tmp) / "o2"), 2, "ray")
+        rows["local executor, 100k"] = _in_subprocess(
+            "_child_run", str(c100), str(Path(tmp) / "o0"), 1, "local"
+        )
+        rows["ray 1 worker, 100k"] = _in_subprocess(
+            "_child_run", str(c100), str(Path(tmp) / "o1"), 1, "ray"
+        )
+        rows["ray 2 workers, 100k"] = _in_subprocess(
+            "_child_run", str(c100), str(Path(tmp) / "o2"), 2, "ray"
+        )
         if not args.skip_400k:
-            rows["ray 2 workers, 400k"] = _in_subprocess("_child_run", str(c400),
-                                                         str(Path(tmp) / "o3"), 2, "ray")
+            rows["ray 2 workers, 400k"] = _in_subprocess(
+                "_child_run", str(c400), str(Path(tmp) / "o3"), 2, "ray"
+            )
     base = rows["plain loop, 100k"]["docs_per_s"]
     print(f"heuristics pipeline ({', '.join(HEURISTICS)}) on {os.cpu_count()} cores")
-    print(f"{'run':<24}{'docs':>9}{'s':>8}{'docs/s':>10}{'vs loop':>9}{'driver MB':>11}"
-          f"{'worker MB':>11}")
+    print(
+        f"{'run':<24}{'docs':>9}{'s':>8}{'docs/s':>10}{'vs loop':>9}{'driver MB':>11}"
+        f"{'worker MB':>11}"
+    )
     for name, r in rows.items():
-        print(f"{name:<24}{r['docs']:>9,}{r['seconds']:>8.1f}{r['docs_per_s']:>10,.0f}"
-              f"{r['docs_per_s'] / base:>9.2f}{r['driver_peak_mb']:>11.0f}"
-              f"{r.get('worker_peak_mb', 0):>11.0f}")
+        print(
+            f"{name:<24}{r['docs']:>9,}{r['seconds']:>8.1f}{r['docs_per_s']:>10,.0f}"
+            f"{r['docs_per_s'] / base:>9.2f}{r['driver_peak_mb']:>11.0f}"
+            f"{r.get('worker_peak_mb', 0):>11.0f}"
+        )
     one, two = rows["ray 1 worker, 100k"], rows["ray 2 workers, 100k"]
     print(f"speed-up 2 vs 1 worker: {two['docs_per_s'] / one['docs_per_s']:.2f}x")
     if "ray 2 workers, 400k" in rows:
         big = rows["ray 2 workers, 400k"]
-        print(f"peak RSS 400k / 100k: driver {big['driver_peak_mb'] / two['driver_peak_mb']:.2f}, "
-              f"worker {big['worker_peak_mb'] / max(two['worker_peak_mb'], 1):.2f}")
+        print(
+            f"peak RSS 400k / 100k: driver {big['driver_peak_mb'] / two['driver_peak_mb']:.2f}, "
+            f"worker {big['worker_peak_mb'] / max(two['worker_peak_mb'], 1):.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -5,14 +5,17 @@ from __future__ import annotations
 import importlib
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
-                  help="Score, filter and deduplicate pretraining corpora with small models.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Score, filter and deduplicate pretraining corpora with small models.",
+)
 filters_app = typer.Typer(no_args_is_help=True, help="List and describe the registered steps.")
 config_app = typer.Typer(no_args_is_help=True, help="Show the resolved, validated config.")
 train_app = typer.Typer(no_args_is_help=True, help="Train the small models the steps use.")
@@ -26,10 +29,12 @@ console = Console()
 err = Console(stderr=True)
 
 # Families that add subcommands: a missing or broken one must not take the CLI down.
-for _module, _target in (("curate.commands.train_fasttext", train_app),
-                         ("curate.commands.train_lm", train_app),
-                         ("curate.commands.dedup", dedup_app),
-                         ("curate.commands.inspect", app)):
+for _module, _target in (
+    ("curate.commands.train_fasttext", train_app),
+    ("curate.commands.train_lm", train_app),
+    ("curate.commands.dedup", dedup_app),
+    ("curate.commands.inspect", app),
+):
     try:
         importlib.import_module(_module).register(_target)
     except ModuleNotFoundError as _exc:
@@ -52,8 +57,12 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (ConfigError, InputError, PluginError, StepError, RunError)
 
 
-SetOption = Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
-    "--set", help="Override a config field: dotted.path=value (steps by index or id).")]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set", help="Override a config field: dotted.path=value (steps by index or id)."
+    ),
+]
 
 
 def _load(config_path: Path, overrides: list[str] | None):
@@ -68,14 +77,20 @@ def _load(config_path: Path, overrides: list[str] | None):
 @app.command()
 def run(
     config_path: Annotated[Path, typer.Argument(metavar="CONFIG", help="YAML or TOML config.")],
-    input: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
-        help="Input path, glob or URI (repeatable); overrides input.path.")] = None,
-    output: Annotated[Optional[str], typer.Option(help="Output folder.")] = None,  # noqa: UP045
-    workers: Annotated[Optional[int], typer.Option(help="Ray actors.")] = None,  # noqa: UP045
-    executor: Annotated[Optional[str], typer.Option(  # noqa: UP045
-        help="ray (default) or local (in process).")] = None,
-    ray_address: Annotated[Optional[str], typer.Option(  # noqa: UP045
-        help="local (embedded, default), auto, or ray://host:port.")] = None,
+    input: Annotated[
+        list[str] | None,
+        typer.Option(help="Input path, glob or URI (repeatable); overrides input.path."),
+    ] = None,
+    output: Annotated[str | None, typer.Option(help="Output folder.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Ray actors.")] = None,
+    executor: Annotated[
+        str | None,
+        typer.Option(help="ray (default) or local (in process)."),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="local (embedded, default), auto, or ray://host:port."),
+    ] = None,
     set_: SetOption = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an output of another config.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no table.")] = False,
@@ -97,19 +112,25 @@ def run(
     from curate import runner, stats
 
     try:
-        result = runner.run(config, overwrite=overwrite,
-                            progress="quiet" if quiet else progress, console=err)
+        result = runner.run(
+            config, overwrite=overwrite, progress="quiet" if quiet else progress, console=err
+        )
     except _user_errors() as exc:
         raise _fail(str(exc)) from None
     if quiet:
         return
     console.print(stats.funnel_table(result.stats, title=f"curate funnel: {result.output}"))
     total = result.stats["total"]
-    note = f" ({result.skipped_units} units resumed from a previous run)" if \
-        result.skipped_units else ""
-    console.print(f"kept {total['kept']:,} of {total['documents']:,} documents in "
-                  f"{total.get('wall_seconds', 0):.1f}s{note}; kept rows in "
-                  f"{result.output}/data, rejected with reasons in {result.output}/rejected")
+    note = (
+        f" ({result.skipped_units} units resumed from a previous run)"
+        if result.skipped_units
+        else ""
+    )
+    console.print(
+        f"kept {total['kept']:,} of {total['documents']:,} documents in "
+        f"{total.get('wall_seconds', 0):.1f}s{note}; kept rows in "
+        f"{result.output}/data, rejected with reasons in {result.output}/rejected"
+    )
 
 
 @filters_app.command("list")
@@ -141,8 +162,9 @@ def filters_show(name: str) -> None:
 
 
 @config_app.command("show")
-def config_show(config_path: Annotated[Path, typer.Argument(metavar="CONFIG")],
-                set_: SetOption = None) -> None:
+def config_show(
+    config_path: Annotated[Path, typer.Argument(metavar="CONFIG")], set_: SetOption = None
+) -> None:
     """Print the resolved config, step params filled with their defaults."""
     from curate.config import ConfigError, dump_yaml
     from curate.process import bind_steps

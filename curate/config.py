@@ -21,40 +21,54 @@ class _Strict(BaseModel):
 
 
 class InputConfig(_Strict):
-    path: str | list[str] = Field(description="A folder, a glob, a file or a list of them; "
-                                  "local paths or pyarrow.fs URIs (s3://, gs://).")
+    path: str | list[str] = Field(
+        description="A folder, a glob, a file or a list of them; "
+        "local paths or pyarrow.fs URIs (s3://, gs://)."
+    )
     format: Literal["auto", "parquet", "jsonl"] = Field(
-        "auto", description="auto: from the extension (.parquet, .jsonl, .jsonl.gz, .json)")
+        "auto", description="auto: from the extension (.parquet, .jsonl, .jsonl.gz, .json)"
+    )
     text_column: str = Field("text", description="Column holding the document text.")
     id_column: str | None = Field(
-        None, description="Column holding a unique document id; when unset, an id "
-        "'<relative path>#<row>' is derived into the column `curate_id`.")
+        None,
+        description="Column holding a unique document id; when unset, an id "
+        "'<relative path>#<row>' is derived into the column `curate_id`.",
+    )
     batch_size: int = Field(2048, gt=0, description="Rows per record batch streamed through steps.")
     unit_rows: int = Field(
-        200_000, gt=0, description="Most rows per work unit: a shard with more is split into "
-        "ranges of row groups so one huge shard still parallelises.")
+        200_000,
+        gt=0,
+        description="Most rows per work unit: a shard with more is split into "
+        "ranges of row groups so one huge shard still parallelises.",
+    )
 
 
 class OutputConfig(_Strict):
     path: str = Field(description="Output folder (local path or pyarrow.fs URI).")
     compression: str = Field("zstd", description="Parquet compression codec.")
     keep_intermediate: bool = Field(
-        False, description="Keep the segment files between global steps.")
+        False, description="Keep the segment files between global steps."
+    )
 
 
 class RayConfig(_Strict):
     address: str = Field(
-        "local", description="local = a fresh embedded Ray; auto or ray://host:port for a cluster.")
+        "local", description="local = a fresh embedded Ray; auto or ray://host:port for a cluster."
+    )
     workers: int | None = Field(None, gt=0, description="Actors processing units; default: CPUs.")
 
 
 class StepConfig(_Strict):
     use: str = Field(description="Plugin name (see `curate filters list`) or 'module:Class'.")
-    id: str | None = Field(None, description="Unique step id: prefixes score columns, names the "
-                           "drop reason. Default: the plugin name.")
+    id: str | None = Field(
+        None,
+        description="Unique step id: prefixes score columns, names the "
+        "drop reason. Default: the plugin name.",
+    )
     params: dict[str, Any] = Field(default_factory=dict)
     mode: Literal["filter", "annotate"] = Field(
-        "filter", description="annotate: write the scores, drop nothing.")
+        "filter", description="annotate: write the scores, drop nothing."
+    )
 
     @property
     def step_id(self) -> str:
@@ -78,8 +92,10 @@ class PipelineConfig(_Strict):
         for i, step in enumerate(steps):
             sid = step.step_id
             if sid in seen:
-                raise ValueError(f"step {i} has id '{sid}' which another step already uses; "
-                                 "give it a unique `id`")
+                raise ValueError(
+                    f"step {i} has id '{sid}' which another step already uses; "
+                    "give it a unique `id`"
+                )
             if sid in RESERVED_REASONS:
                 raise ValueError(f"step {i}: id '{sid}' is reserved for input checks")
             seen.add(sid)
@@ -100,8 +116,14 @@ def format_validation_error(err: ValidationError, prefix: str = "") -> str:
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
-        lines.append(f"{loc}: {msg}" + (f" (got {e['input']!r})" if e["type"] != "missing"
-                                         and e["type"] != "extra_forbidden" else ""))
+        lines.append(
+            f"{loc}: {msg}"
+            + (
+                f" (got {e['input']!r})"
+                if e["type"] != "missing" and e["type"] != "extra_forbidden"
+                else ""
+            )
+        )
     return "\n".join(lines)
 
 
@@ -127,8 +149,10 @@ def _step_index(steps: list[Any], key: str, path: str) -> int:
             raise ConfigError(f"--set {path}: there is no step {idx} ({len(steps)} steps)")
         return idx % len(steps)
     for i, step in enumerate(steps):
-        if isinstance(step, dict) and (step.get("id") or str(step.get("use", "")).rsplit(
-                ":", 1)[-1].lower()) == key:
+        if (
+            isinstance(step, dict)
+            and (step.get("id") or str(step.get("use", "")).rsplit(":", 1)[-1].lower()) == key
+        ):
             return i
     raise ConfigError(f"--set {path}: no step has id '{key}'")
 
@@ -158,8 +182,11 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
             raise ConfigError(f"--set {path}: '{'.'.join(keys[:depth])}' is not a mapping")
 
 
-def load(path: str | Path | None = None, overrides: list[str] | None = None,
-         base: dict[str, Any] | None = None) -> PipelineConfig:
+def load(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    base: dict[str, Any] | None = None,
+) -> PipelineConfig:
     """Read, override and validate a pipeline config (plugin params are checked by the runner)."""
     data = read_file(path) if path is not None else dict(base or {})
     for assignment in overrides or []:
@@ -171,8 +198,11 @@ def load(path: str | Path | None = None, overrides: list[str] | None = None,
         raise ConfigError(f"{where}invalid config:\n{format_validation_error(exc)}") from exc
 
 
-def dump_yaml(config: PipelineConfig, resolved_params: dict[str, dict[str, Any]] | None = None,
-              extra: dict[str, Any] | None = None) -> str:
+def dump_yaml(
+    config: PipelineConfig,
+    resolved_params: dict[str, dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> str:
     """The config as YAML, with each step's params filled with their defaults when known."""
     data = config.model_dump(mode="json")
     for step in data["steps"]:

@@ -84,16 +84,23 @@ def _expand(pattern: str, wanted: str) -> list[tuple[str, str]]:
     if has_glob:
         prefix = path.split("*")[0].split("?")[0].split("[")[0].rsplit("/", 1)[0]
         infos = fs.get_file_info(pafs.FileSelector(prefix, recursive=True))
-        return [(scheme + i.path, prefix) for i in sorted(infos, key=lambda i: i.path)
-                if i.type == pafs.FileType.File and fnmatch.fnmatch(i.path, path)]
+        return [
+            (scheme + i.path, prefix)
+            for i in sorted(infos, key=lambda i: i.path)
+            if i.type == pafs.FileType.File and fnmatch.fnmatch(i.path, path)
+        ]
     info = fs.get_file_info(path)
     if info.type == pafs.FileType.NotFound:
         raise InputError(f"input path {pattern} does not exist")
     if info.type == pafs.FileType.Directory:
         infos = fs.get_file_info(pafs.FileSelector(path, recursive=True))
-        files = [i.path for i in infos if i.type == pafs.FileType.File
-                 and not os.path.basename(i.path).startswith((".", "_"))
-                 and _format_of(i.path, wanted)]
+        files = [
+            i.path
+            for i in infos
+            if i.type == pafs.FileType.File
+            and not os.path.basename(i.path).startswith((".", "_"))
+            and _format_of(i.path, wanted)
+        ]
         return [(scheme + p, path) for p in sorted(files)]
     return [(scheme + path, os.path.dirname(path))]
 
@@ -115,8 +122,9 @@ def discover(paths: str | list[str], wanted_format: str = "auto") -> list[Shard]
         seen.add(uri)
         fmt = _format_of(uri, wanted_format)
         if fmt is None:
-            raise InputError(f"{uri}: unknown file type; use .parquet, .jsonl or .jsonl.gz, "
-                             "or set input.format")
+            raise InputError(
+                f"{uri}: unknown file type; use .parquet, .jsonl or .jsonl.gz, or set input.format"
+            )
         local = uri.split("://", 1)[1] if "://" in uri else uri
         relpath = os.path.relpath(local, base) if base else os.path.basename(local)
         num_rows, groups = None, ()
@@ -149,8 +157,9 @@ def plan_units(shards: list[Shard], unit_rows: int) -> list[WorkUnit]:
                 units.append(WorkUnit(len(units), shard, tuple(range(start, i)), first))
                 start, first, rows = i, first + rows, 0
             rows += n
-        units.append(WorkUnit(len(units), shard, tuple(range(start, len(shard.row_group_rows))),
-                              first))
+        units.append(
+            WorkUnit(len(units), shard, tuple(range(start, len(shard.row_group_rows))), first)
+        )
     return units
 
 
@@ -215,13 +224,15 @@ class AtomicParquetWriter:
         self.fs.create_dir(parent, recursive=True)
         self.tmp = os.path.join(parent, f".{os.path.basename(self.path)}.{uuid.uuid4().hex}.tmp")
         self.schema = schema
-        self._writer = pq.ParquetWriter(self.fs.open_output_stream(self.tmp), schema,
-                                        compression=compression)
+        self._writer = pq.ParquetWriter(
+            self.fs.open_output_stream(self.tmp), schema, compression=compression
+        )
 
     def write(self, table: pa.Table) -> None:
         if table.num_rows:
-            self._writer.write_table(table.cast(self.schema) if table.schema != self.schema
-                                     else table)
+            self._writer.write_table(
+                table.cast(self.schema) if table.schema != self.schema else table
+            )
 
     def commit(self) -> None:
         self._writer.close()
@@ -270,8 +281,13 @@ def list_files(uri: str, suffix: str = "") -> list[str]:
         return []
     scheme = uri.split("://", 1)[0] + "://" if "://" in uri else ""
     infos = fs.get_file_info(pafs.FileSelector(path))
-    return sorted(scheme + i.path for i in infos if i.type == pafs.FileType.File
-                  and i.path.endswith(suffix) and not os.path.basename(i.path).startswith("."))
+    return sorted(
+        scheme + i.path
+        for i in infos
+        if i.type == pafs.FileType.File
+        and i.path.endswith(suffix)
+        and not os.path.basename(i.path).startswith(".")
+    )
 
 
 def remove_temporaries(uri: str) -> int:

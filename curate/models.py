@@ -45,9 +45,15 @@ def sha256_path(uri: str) -> str:
     info = fs.get_file_info(path)
     if info.type == FileType.NotFound:
         raise FileNotFoundError(f"model {uri} does not exist")
-    files = [path] if info.type == FileType.File else sorted(
-        i.path for i in fs.get_file_info(FileSelector(path, recursive=True))
-        if i.type == FileType.File)
+    files = (
+        [path]
+        if info.type == FileType.File
+        else sorted(
+            i.path
+            for i in fs.get_file_info(FileSelector(path, recursive=True))
+            if i.type == FileType.File
+        )
+    )
     for f in files:
         if info.type != FileType.File:
             digest.update(os.path.relpath(f, path).encode())
@@ -99,6 +105,7 @@ def materialise(files: dict[str, bytes], sha256: str, name: str) -> str:
         os.replace(staging / name, target)
     actual = sha256_path(str(target))
     if actual != sha256:
-        raise ValueError(f"model {name}: sha256 {actual} on this worker differs from the "
-                         f"driver's {sha256}")
+        raise ValueError(
+            f"model {name}: sha256 {actual} on this worker differs from the driver's {sha256}"
+        )
     return str(target)

@@ -24,13 +24,14 @@ def load(name: str) -> type[Any]:
     """Import one plugin class: a registered name, or `package.module:Class`."""
     if ":" in name:
         module_name, _, attr = name.partition(":")
-        if os.getcwd() not in sys.path:  # ad-hoc classes live beside the config, as with `python -m`
+        if os.getcwd() not in sys.path:  # ad-hoc classes live beside the config, like `python -m`
             sys.path.insert(0, os.getcwd())
         try:
             module = importlib.import_module(module_name)
         except Exception as exc:  # a broken plugin must fail only the pipelines that use it
-            raise PluginError(f"step '{name}': cannot import module '{module_name}': "
-                              f"{type(exc).__name__}: {exc}") from exc
+            raise PluginError(
+                f"step '{name}': cannot import module '{module_name}': {type(exc).__name__}: {exc}"
+            ) from exc
         try:
             return getattr(module, attr)
         except AttributeError as exc:
@@ -38,13 +39,17 @@ def load(name: str) -> type[Any]:
     registry = available()
     if name not in registry:
         known = ", ".join(registry) or "none"
-        raise PluginError(f"unknown step '{name}'. Registered plugins: {known}. "
-                          "Use 'package.module:Class' for a class that is not registered.")
+        raise PluginError(
+            f"unknown step '{name}'. Registered plugins: {known}. "
+            "Use 'package.module:Class' for a class that is not registered."
+        )
     try:
         return registry[name].load()
     except Exception as exc:
-        raise PluginError(f"plugin '{name}' ({registry[name].value}) failed to import: "
-                          f"{type(exc).__name__}: {exc}") from exc
+        raise PluginError(
+            f"plugin '{name}' ({registry[name].value}) failed to import: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def describe(cls: type[Any]) -> list[dict[str, Any]]:
@@ -52,8 +57,17 @@ def describe(cls: type[Any]) -> list[dict[str, Any]]:
     rows = []
     for field_name, field in cls.Params.model_fields.items():
         annotation = getattr(field.annotation, "__name__", None) or str(field.annotation)
-        default = "required" if field.is_required() else repr(field.get_default(
-            call_default_factory=True))
-        rows.append({"name": field_name, "type": annotation.replace("typing.", ""),
-                     "default": default, "help": field.description or ""})
+        default = (
+            "required"
+            if field.is_required()
+            else repr(field.get_default(call_default_factory=True))
+        )
+        rows.append(
+            {
+                "name": field_name,
+                "type": annotation.replace("typing.", ""),
+                "default": default,
+                "help": field.description or "",
+            }
+        )
     return rows

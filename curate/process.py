@@ -57,8 +57,9 @@ def bind_steps(config: PipelineConfig) -> list[BoundStep]:
         try:
             params = cls.Params.model_validate(step.params)
         except ValidationError as exc:
-            raise ConfigError("invalid step params:\n" + format_validation_error(
-                exc, prefix=f"steps.{i}.params")) from exc
+            raise ConfigError(
+                "invalid step params:\n" + format_validation_error(exc, prefix=f"steps.{i}.params")
+            ) from exc
         bound.append(BoundStep(i, step.step_id, step, cls, params))
     return bound
 
@@ -174,8 +175,9 @@ class UnitProcessor:
             try:
                 instance.setup()
             except Exception as exc:
-                raise StepError(f"step '{sid}' failed to set up: {type(exc).__name__}: {exc}"
-                                ) from exc
+                raise StepError(
+                    f"step '{sid}' failed to set up: {type(exc).__name__}: {exc}"
+                ) from exc
 
     # -- score types: probed once with an empty batch, so every unit writes the same schema
     def _score_types(self, step: BoundStep, empty: pa.Table) -> dict[str, pa.DataType]:
@@ -189,81 +191,108 @@ class UnitProcessor:
         return self._types[step.sid]
 
     def _ledger_schema(self, seg: Segment, id_type: pa.DataType, empty: pa.Table) -> pa.Schema:
-        fields = [pa.field("id", id_type), pa.field("text", pa.string()),
-                  pa.field("reason", pa.string())]
+        fields = [
+            pa.field("id", id_type),
+            pa.field("text", pa.string()),
+            pa.field("reason", pa.string()),
+        ]
         for s in self.segments[: seg.index + 1]:
             for step in s.steps:
                 fields += [pa.field(k, v) for k, v in self._score_types(step, empty).items()]
         return pa.schema(fields)
 
-    def _prepare_input(self, batch: pa.Table, unit: io.WorkUnit, first_row: int
-                       ) -> tuple[pa.Table, pa.Array]:
+    def _prepare_input(
+        self, batch: pa.Table, unit: io.WorkUnit, first_row: int
+    ) -> tuple[pa.Table, pa.Array]:
         """Segment 0: check columns, add the id and the dense row id; find null/empty text."""
         where = unit.describe()
         if self.text_column not in batch.schema.names:
-            raise io.InputError(f"{where}: no text column '{self.text_column}' (columns: "
-                                f"{', '.join(batch.schema.names)}); set input.text_column")
+            raise io.InputError(
+                f"{where}: no text column '{self.text_column}' (columns: "
+                f"{', '.join(batch.schema.names)}); set input.text_column"
+            )
         try:
             text, bad_utf8 = _utf8_text(batch.column(self.text_column))
         except TypeError as exc:
             raise io.InputError(f"{where}: column '{self.text_column}' {exc}") from exc
-        batch = batch.set_column(batch.schema.get_field_index(self.text_column),
-                                 self.text_column, text)
+        batch = batch.set_column(
+            batch.schema.get_field_index(self.text_column), self.text_column, text
+        )
         n = batch.num_rows
         if self.config.input.id_column is None:
             if io.DERIVED_ID in batch.schema.names:
-                raise io.InputError(f"{where}: has a column '{io.DERIVED_ID}'; set "
-                                    f"input.id_column: {io.DERIVED_ID} to use it as the id")
-            batch = batch.append_column(io.DERIVED_ID, io.derive_ids(
-                unit.shard.relpath, first_row, n))
+                raise io.InputError(
+                    f"{where}: has a column '{io.DERIVED_ID}'; set "
+                    f"input.id_column: {io.DERIVED_ID} to use it as the id"
+                )
+            batch = batch.append_column(
+                io.DERIVED_ID, io.derive_ids(unit.shard.relpath, first_row, n)
+            )
         elif self.id_column not in batch.schema.names:
-            raise io.InputError(f"{where}: no id column '{self.id_column}' (columns: "
-                                f"{', '.join(batch.schema.names)}); fix input.id_column")
+            raise io.InputError(
+                f"{where}: no id column '{self.id_column}' (columns: "
+                f"{', '.join(batch.schema.names)}); fix input.id_column"
+            )
         batch = batch.append_column(io.ROW_ID, io.dense_row_ids(unit.shard.index, first_row, n))
         reasons = pc.if_else(pc.is_null(text), "null_text", pa.scalar(None, pa.string()))
         empty = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0)
-        reasons = pc.if_else(pc.and_kleene(pc.is_null(reasons), pc.fill_null(empty, False)),
-                             "empty_text", reasons)
+        reasons = pc.if_else(
+            pc.and_kleene(pc.is_null(reasons), pc.fill_null(empty, False)), "empty_text", reasons
+        )
         if bad_utf8 is not None:
             reasons = pc.if_else(bad_utf8, "invalid_utf8", reasons)
         return batch, reasons
 
     def _ledger_rows(self, rows: pa.Table, reason: str | pa.Array, schema: pa.Schema) -> pa.Table:
         n = rows.num_rows
-        cols = {"id": rows.column(self.id_column), "text": rows.column(self.text_column),
-                "reason": reason if isinstance(reason, pa.Array) else pa.array([reason] * n,
-                                                                                pa.string())}
+        cols = {
+            "id": rows.column(self.id_column),
+            "text": rows.column(self.text_column),
+            "reason": reason
+            if isinstance(reason, pa.Array)
+            else pa.array([reason] * n, pa.string()),
+        }
         for f in schema:
             if f.name in cols:
                 continue
-            cols[f.name] = (rows.column(f.name) if f.name in rows.schema.names
-                            else pa.nulls(n, f.type))
+            cols[f.name] = (
+                rows.column(f.name) if f.name in rows.schema.names else pa.nulls(n, f.type)
+            )
         return pa.table(cols, schema=schema)
 
-    def _apply_decision(self, step: BoundStep, table: pa.Table, decision: pa.Table
-                        ) -> tuple[dict[str, pa.Array], np.ndarray]:
+    def _apply_decision(
+        self, step: BoundStep, table: pa.Table, decision: pa.Table
+    ) -> tuple[dict[str, pa.Array], np.ndarray]:
         row_ids = table.column(io.ROW_ID).to_numpy()
         dec_ids = decision.column("row_id").to_numpy()
         pos = np.searchsorted(dec_ids, row_ids)
         pos_clip = np.minimum(pos, max(len(dec_ids) - 1, 0))
-        found = (pos < len(dec_ids)) & (dec_ids[pos_clip] == row_ids) if len(dec_ids) else \
-            np.zeros(len(row_ids), bool)
-        drop = found & decision.column("drop").to_numpy(zero_copy_only=False)[pos_clip] \
-            if len(dec_ids) else found
+        found = (
+            (pos < len(dec_ids)) & (dec_ids[pos_clip] == row_ids)
+            if len(dec_ids)
+            else np.zeros(len(row_ids), bool)
+        )
+        drop = (
+            found & decision.column("drop").to_numpy(zero_copy_only=False)[pos_clip]
+            if len(dec_ids)
+            else found
+        )
         instance = self.instances[step.sid]
         scores = {}
         take = pa.array(np.where(found, pos_clip, 0), mask=~found)
         for name, dtype in instance.decision_schema().items():
-            values = decision.column(name).take(take) if len(dec_ids) else pa.nulls(
-                len(row_ids), dtype)
+            values = (
+                decision.column(name).take(take) if len(dec_ids) else pa.nulls(len(row_ids), dtype)
+            )
             default = instance.defaults.get(name)
             if default is not None:
                 values = pc.fill_null(values, pa.scalar(default, dtype))
             scores[name] = _as_array(values).cast(dtype)
         return scores, drop
 
-    def process(self, seg_index: int, unit: io.WorkUnit, decision: pa.Table | None = None
-                ) -> dict[str, Any]:
+    def process(
+        self, seg_index: int, unit: io.WorkUnit, decision: pa.Table | None = None
+    ) -> dict[str, Any]:
         """Stream one unit through one segment; publish its files; return its summary."""
         seg = self.segments[seg_index]
         last = seg_index == len(self.segments) - 1
@@ -280,8 +309,18 @@ class UnitProcessor:
             batches = io.read_unit(unit, self.config.input.batch_size)
             empty_schema = io.unit_schema(unit)
         else:
-            src = io.WorkUnit(unit.index, io.Shard(unit.shard.index, layout.segment(
-                seg_index - 1, unit.name), unit.name, "parquet", None), None, 0)
+            src = io.WorkUnit(
+                unit.index,
+                io.Shard(
+                    unit.shard.index,
+                    layout.segment(seg_index - 1, unit.name),
+                    unit.name,
+                    "parquet",
+                    None,
+                ),
+                None,
+                0,
+            )
             batches = io.read_unit(src, self.config.input.batch_size)
             empty_schema = io.unit_schema(src)
         first_row = unit.first_row
@@ -289,14 +328,30 @@ class UnitProcessor:
             seen_any = False
             for batch in batches:
                 seen_any = True
-                kept, rejected = self._process_batch(seg, unit, pa.Table.from_batches([batch]),
-                                                     first_row, decision, stats, checks, writers)
+                kept, rejected = self._process_batch(
+                    seg,
+                    unit,
+                    pa.Table.from_batches([batch]),
+                    first_row,
+                    decision,
+                    stats,
+                    checks,
+                    writers,
+                )
                 first_row += batch.num_rows
                 kept_total += kept
                 rejected_total += rejected
             if not seen_any and empty_schema is not None:
-                self._process_batch(seg, unit, empty_schema.empty_table(), first_row, decision,
-                                    stats, checks, writers)
+                self._process_batch(
+                    seg,
+                    unit,
+                    empty_schema.empty_table(),
+                    first_row,
+                    decision,
+                    stats,
+                    checks,
+                    writers,
+                )
             # Open writers even for empty units so every unit publishes the same set of files.
             for w in writers.values():
                 w.commit()
@@ -308,18 +363,30 @@ class UnitProcessor:
                     pass
             raise
         summary = {
-            "unit": unit.name, "source": unit.describe(), "segment": seg_index,
+            "unit": unit.name,
+            "source": unit.describe(),
+            "segment": seg_index,
             "input": checks if seg_index == 0 else {"rows": checks["rows"]},
-            "steps": stats, "kept": kept_total, "rejected": rejected_total,
+            "steps": stats,
+            "kept": kept_total,
+            "rejected": rejected_total,
             "seconds": round(time.perf_counter() - started, 4),
             "final": last,
         }
         io.write_json_atomic(layout.manifest(seg_index, unit.name), summary)
         return summary
 
-    def _process_batch(self, seg: Segment, unit: io.WorkUnit, table: pa.Table, first_row: int,
-                       decision: pa.Table | None, stats: dict, checks: dict,
-                       writers: dict[str, io.AtomicParquetWriter]) -> tuple[int, int]:
+    def _process_batch(
+        self,
+        seg: Segment,
+        unit: io.WorkUnit,
+        table: pa.Table,
+        first_row: int,
+        decision: pa.Table | None,
+        stats: dict,
+        checks: dict,
+        writers: dict[str, io.AtomicParquetWriter],
+    ) -> tuple[int, int]:
         layout = self.layout
         compression = self.config.output.compression
         ledger_parts: list[pa.Table] = []
@@ -347,23 +414,34 @@ class UnitProcessor:
                 try:
                     raw = instance.score(table) if table.num_rows else instance.score(empty)
                     raw = {k: _as_array(v) for k, v in raw.items()}
-                    keep = _as_array(instance.keep(raw)) if table.num_rows else pa.array(
-                        [], pa.bool_())
+                    keep = (
+                        _as_array(instance.keep(raw))
+                        if table.num_rows
+                        else pa.array([], pa.bool_())
+                    )
                 except Exception as exc:
-                    raise StepError(f"step '{step.sid}' failed on {unit.describe()}: "
-                                    f"{type(exc).__name__}: {exc}") from exc
+                    raise StepError(
+                        f"step '{step.sid}' failed on {unit.describe()}: "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from exc
             for name, arr in raw.items():
                 col = f"{step.sid}_{name}"
                 if col not in types:
-                    raise StepError(f"step '{step.sid}' returned '{name}', which it did not "
-                                    "return for an empty batch; score() must return the same "
-                                    "columns for every batch")
+                    raise StepError(
+                        f"step '{step.sid}' returned '{name}', which it did not "
+                        "return for an empty batch; score() must return the same "
+                        "columns for every batch"
+                    )
                 if len(arr) != table.num_rows:
-                    raise StepError(f"step '{step.sid}' returned {len(arr)} values for "
-                                    f"'{name}' on a batch of {table.num_rows} rows")
+                    raise StepError(
+                        f"step '{step.sid}' returned {len(arr)} values for "
+                        f"'{name}' on a batch of {table.num_rows} rows"
+                    )
                 if col in table.schema.names:
-                    raise StepError(f"score column '{col}' clashes with an input column; "
-                                    f"give step '{step.sid}' another id")
+                    raise StepError(
+                        f"score column '{col}' clashes with an input column; "
+                        f"give step '{step.sid}' another id"
+                    )
                 table = table.append_column(col, arr.cast(types[col]))
             if step.annotate:
                 keep = pa.array(np.ones(table.num_rows, bool))
@@ -379,11 +457,15 @@ class UnitProcessor:
             t0 = time.perf_counter()
             sig_step = seg.signature
             instance = self.instances[sig_step.sid]
-            sidecar = instance.signature(table, table.column(io.ROW_ID).combine_chunks(),
-                                         table.column(self.id_column).combine_chunks())
+            sidecar = instance.signature(
+                table,
+                table.column(io.ROW_ID).combine_chunks(),
+                table.column(self.id_column).combine_chunks(),
+            )
             if "sidecar" not in writers:
                 writers["sidecar"] = io.AtomicParquetWriter(
-                    layout.sidecar(sig_step.sid, unit.name), sidecar.schema, compression)
+                    layout.sidecar(sig_step.sid, unit.name), sidecar.schema, compression
+                )
             writers["sidecar"].write(sidecar)
             stats[sig_step.sid]["signature_rows"] += table.num_rows
             stats[sig_step.sid]["signature_seconds"] += time.perf_counter() - t0
@@ -395,10 +477,14 @@ class UnitProcessor:
         writers["data"].write(out)
         if "rejected" not in writers:
             writers["rejected"] = io.AtomicParquetWriter(
-                layout.rejected(seg.index, unit.name), ledger_schema, compression)
+                layout.rejected(seg.index, unit.name), ledger_schema, compression
+            )
         rejected = 0
         for reason, rows, reason_arr in ledger_parts:
-            writers["rejected"].write(self._ledger_rows(
-                rows, reason_arr if reason_arr is not None else reason, ledger_schema))
+            writers["rejected"].write(
+                self._ledger_rows(
+                    rows, reason_arr if reason_arr is not None else reason, ledger_schema
+                )
+            )
             rejected += rows.num_rows
         return out.num_rows, rejected

@@ -15,8 +15,11 @@ class RunProgress:
 
     def __init__(self, console: Console, mode: str = "auto") -> None:
         self.console = console
-        self.mode = "quiet" if mode == "quiet" else (
-            "live" if mode == "live" or (mode == "auto" and console.is_terminal) else "plain")
+        self.mode = (
+            "quiet"
+            if mode == "quiet"
+            else ("live" if mode == "live" or (mode == "auto" and console.is_terminal) else "plain")
+        )
         self.started = time.perf_counter()
         self.docs = 0
         self.drops: dict[str, int] = {}
@@ -30,12 +33,19 @@ class RunProgress:
         if self.mode == "live":
             if self._progress is None:
                 self._progress = Progress(
-                    TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
-                    TextColumn("{task.fields[drops]}"), console=self.console, transient=False)
+                    TextColumn("[bold]{task.description}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TextColumn("{task.fields[rate]}"),
+                    TimeRemainingColumn(),
+                    TextColumn("{task.fields[drops]}"),
+                    console=self.console,
+                    transient=False,
+                )
                 self._progress.start()
-            self._task = self._progress.add_task(label, total=total, completed=done, rate="",
-                                                 drops="")
+            self._task = self._progress.add_task(
+                label, total=total, completed=done, rate="", drops=""
+            )
         elif self.mode == "plain":
             print(f"[curate] {label}: {done}/{total} units already done", file=sys.stderr)
 
@@ -51,8 +61,10 @@ class RunProgress:
             self._progress.update(self._task, completed=done, rate=rate, drops=drops)
         elif self.mode == "plain" and (time.perf_counter() - self._last_log > 2 or done == total):
             self._last_log = time.perf_counter()
-            print(f"[curate] {self._label}: {done}/{total} units, {rate}, drops {drops or '-'}",
-                  file=sys.stderr)
+            print(
+                f"[curate] {self._label}: {done}/{total} units, {rate}, drops {drops or '-'}",
+                file=sys.stderr,
+            )
 
     def note(self, text: str) -> None:
         if self.mode == "live":

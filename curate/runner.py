@@ -36,8 +36,9 @@ def _absolute(path: str) -> str:
 def _resolve_paths(config: PipelineConfig) -> PipelineConfig:
     config = config.model_copy(deep=True)
     paths = config.input.path
-    config.input.path = [_absolute(p) for p in paths] if isinstance(paths, list) \
-        else _absolute(paths)
+    config.input.path = (
+        [_absolute(p) for p in paths] if isinstance(paths, list) else _absolute(paths)
+    )
     config.output.path = _absolute(config.output.path)
     return config
 
@@ -51,8 +52,9 @@ def _models(steps: list[BoundStep]) -> dict[str, dict[str, dict[str, str]]]:
             try:
                 digest = sha256_path(absolute)
             except FileNotFoundError as exc:
-                raise ConfigError(f"steps.{step.index}.params.{name}: model file {path} "
-                                  "does not exist") from exc
+                raise ConfigError(
+                    f"steps.{step.index}.params.{name}: model file {path} does not exist"
+                ) from exc
             setattr(step.params, name, absolute)
             found.setdefault(step.sid, {})[name] = {"path": absolute, "sha256": digest}
     return found
@@ -66,8 +68,9 @@ class LocalExecutor:
         self.processor = UnitProcessor(config, steps)
         self.processor.setup()
 
-    def run_units(self, seg: int, units: list[io.WorkUnit], decision: Any
-                  ) -> Iterator[dict[str, Any]]:
+    def run_units(
+        self, seg: int, units: list[io.WorkUnit], decision: Any
+    ) -> Iterator[dict[str, Any]]:
         for unit in units:
             yield self.processor.process(seg, unit, decision)
 
@@ -91,14 +94,16 @@ class _UnitActor:
             for step in steps:
                 for name, (files, digest) in shipped.get(step.sid, {}).items():
                     files = ray.get(files) if isinstance(files, ray.ObjectRef) else files
-                    local = materialise(files, digest, os.path.basename(
-                        getattr(step.params, name).rstrip("/")))
+                    local = materialise(
+                        files, digest, os.path.basename(getattr(step.params, name).rstrip("/"))
+                    )
                     setattr(step.params, name, local)
             self.processor = UnitProcessor(config, steps)
             self.processor.setup()
         except Exception as exc:  # reported by ready(): a raising __init__ would be restarted
-            self.error = f"{type(exc).__name__}: {exc}" if not isinstance(
-                exc, StepError) else str(exc)
+            self.error = (
+                f"{type(exc).__name__}: {exc}" if not isinstance(exc, StepError) else str(exc)
+            )
 
     def ready(self) -> str | None:
         return self.error
@@ -114,8 +119,12 @@ def _call(fn: Callable[..., Any], item: Any) -> Any:
 class RayExecutor:
     """A pool of Ray actors; units are handed out as actors free up."""
 
-    def __init__(self, config: PipelineConfig, steps: list[BoundStep],
-                 models: dict[str, dict[str, dict[str, str]]]) -> None:
+    def __init__(
+        self,
+        config: PipelineConfig,
+        steps: list[BoundStep],
+        models: dict[str, dict[str, dict[str, str]]],
+    ) -> None:
         import ray
 
         self.ray = ray
@@ -125,24 +134,30 @@ class RayExecutor:
             if address == "local":
                 os.environ.pop("RAY_ADDRESS", None)  # embedded means fresh, not a stale cluster
                 # Workers import ad-hoc `module:Class` steps from where the driver runs.
-                path = os.pathsep.join(p for p in (os.getcwd(), os.environ.get("PYTHONPATH"))
-                                       if p)
-                ray.init(num_cpus=config.ray.workers or os.cpu_count(), include_dashboard=False,
-                         log_to_driver=False, configure_logging=False,
-                         runtime_env={"env_vars": {"PYTHONPATH": path}})
+                path = os.pathsep.join(p for p in (os.getcwd(), os.environ.get("PYTHONPATH")) if p)
+                ray.init(
+                    num_cpus=config.ray.workers or os.cpu_count(),
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    configure_logging=False,
+                    runtime_env={"env_vars": {"PYTHONPATH": path}},
+                )
             else:
                 ray.init(address=address, log_to_driver=False, configure_logging=False)
         cluster = address != "local" or not self._single_node()
         shipped: dict[str, dict[str, Any]] = {}
         if cluster:  # local model paths must work on nodes that do not share this disk
             for sid, fields in models.items():
-                shipped[sid] = {name: (ray.put(pack(info["path"])), info["sha256"])
-                                for name, info in fields.items()}
+                shipped[sid] = {
+                    name: (ray.put(pack(info["path"])), info["sha256"])
+                    for name, info in fields.items()
+                }
         workers = config.ray.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         cpus = max((s.cls.resources.cpus for s in steps), default=1.0)
         gpus = max((s.cls.resources.gpus for s in steps), default=0.0)
-        actor_cls = ray.remote(_UnitActor).options(num_cpus=cpus, num_gpus=gpus,
-                                                   max_restarts=-1, max_task_retries=3)
+        actor_cls = ray.remote(_UnitActor).options(
+            num_cpus=cpus, num_gpus=gpus, max_restarts=-1, max_task_retries=3
+        )
         self.actors = [actor_cls.remote(config, steps, shipped) for _ in range(workers)]
         errors = [e for e in ray.get([a.ready.remote() for a in self.actors]) if e]
         if errors:
@@ -156,8 +171,9 @@ class RayExecutor:
     def _single_node(self) -> bool:
         return len([n for n in self.ray.nodes() if n.get("Alive")]) <= 1
 
-    def run_units(self, seg: int, units: list[io.WorkUnit], decision: Any
-                  ) -> Iterator[dict[str, Any]]:
+    def run_units(
+        self, seg: int, units: list[io.WorkUnit], decision: Any
+    ) -> Iterator[dict[str, Any]]:
         ray = self.ray
         decision_ref = ray.put(decision) if decision is not None else None
         queue = list(units)
@@ -202,11 +218,15 @@ def _check_inputs(config: PipelineConfig, shards: list[io.Shard]) -> None:
             continue
         names = io.unit_schema(io.WorkUnit(0, shard, None, 0)).names
         if text not in names:
-            raise io.InputError(f"{shard.uri}: no text column '{text}' (columns: "
-                                f"{', '.join(names)}); set input.text_column")
+            raise io.InputError(
+                f"{shard.uri}: no text column '{text}' (columns: "
+                f"{', '.join(names)}); set input.text_column"
+            )
         if ident and ident not in names:
-            raise io.InputError(f"{shard.uri}: no id column '{ident}' (columns: "
-                                f"{', '.join(names)}); fix input.id_column")
+            raise io.InputError(
+                f"{shard.uri}: no id column '{ident}' (columns: "
+                f"{', '.join(names)}); fix input.id_column"
+            )
 
 
 def _prepare_output(config: PipelineConfig, overwrite: bool, run_yaml: str) -> None:
@@ -218,8 +238,10 @@ def _prepare_output(config: PipelineConfig, overwrite: bool, run_yaml: str) -> N
     elif io.exists(run_file):
         previous = io.read_json(run_file)
         if previous.get("fingerprint") != fingerprint:
-            raise RunError(f"{root} holds the output of a different config; rerun with "
-                           "--overwrite to replace it, or choose another --output")
+            raise RunError(
+                f"{root} holds the output of a different config; rerun with "
+                "--overwrite to replace it, or choose another --output"
+            )
     elif io.exists(root) and io.list_files(io.join(root, "data")):
         raise RunError(f"{root} already holds data from an unknown run; use --overwrite")
     io.remove_temporaries(root)
@@ -227,8 +249,13 @@ def _prepare_output(config: PipelineConfig, overwrite: bool, run_yaml: str) -> N
     io.write_json_atomic(run_file, {"fingerprint": fingerprint})
 
 
-def run(config: PipelineConfig, *, overwrite: bool = False, progress: str = "auto",
-        console: Console | None = None) -> RunResult:
+def run(
+    config: PipelineConfig,
+    *,
+    overwrite: bool = False,
+    progress: str = "auto",
+    console: Console | None = None,
+) -> RunResult:
     """Run a pipeline to completion, resuming what a previous run of the same config finished."""
     console = console or Console(stderr=True)
     wall = time.perf_counter()
@@ -241,11 +268,15 @@ def run(config: PipelineConfig, *, overwrite: bool = False, progress: str = "aut
     units = io.plan_units(shards, config.input.unit_rows)
     layout = Layout(config.output.path)
     resolved = {s.sid: s.params.model_dump(mode="json") for s in steps}
-    _prepare_output(config, overwrite, dump_yaml(config, resolved, {"models": models} if models
-                                                 else None))
+    _prepare_output(
+        config, overwrite, dump_yaml(config, resolved, {"models": models} if models else None)
+    )
     executor: LocalExecutor | RayExecutor
-    executor = LocalExecutor(config, steps) if config.executor == "local" else RayExecutor(
-        config, steps, models)
+    executor = (
+        LocalExecutor(config, steps)
+        if config.executor == "local"
+        else RayExecutor(config, steps, models)
+    )
     view = RunProgress(console, progress)
     skipped = 0
     try:
@@ -271,15 +302,24 @@ def run(config: PipelineConfig, *, overwrite: bool = False, progress: str = "aut
     return RunResult(config.output.path, merged, skipped)
 
 
-def _decide(step: BoundStep, layout: Layout, units: list[io.WorkUnit], executor: Any,
-            config: PipelineConfig, view: RunProgress) -> Any:
+def _decide(
+    step: BoundStep,
+    layout: Layout,
+    units: list[io.WorkUnit],
+    executor: Any,
+    config: PipelineConfig,
+    view: RunProgress,
+) -> Any:
     """The global step's decision, computed once over the sidecars and stored for resume."""
     path = layout.decision(step.sid)
     if not io.exists(path):
         view.note(f"{step.sid}: deciding over {len(units)} sidecar files")
         t0 = time.perf_counter()
-        sidecars = [layout.sidecar(step.sid, u.name) for u in units
-                    if io.exists(layout.sidecar(step.sid, u.name))]
+        sidecars = [
+            layout.sidecar(step.sid, u.name)
+            for u in units
+            if io.exists(layout.sidecar(step.sid, u.name))
+        ]
         instance = step.build(config.input.text_column)
         workdir = layout.workdir(step.sid)
         io.clear(workdir)
@@ -291,17 +331,26 @@ def _decide(step: BoundStep, layout: Layout, units: list[io.WorkUnit], executor:
         writer.write(decision)
         writer.commit()
         dropped = int(decision.column("drop").to_numpy(zero_copy_only=False).sum())
-        io.write_json_atomic(layout.decision_stats(step.sid), {
-            "seconds": round(time.perf_counter() - t0, 3), "decision_rows": decision.num_rows,
-            "to_drop": dropped})
+        io.write_json_atomic(
+            layout.decision_stats(step.sid),
+            {
+                "seconds": round(time.perf_counter() - t0, 3),
+                "decision_rows": decision.num_rows,
+                "to_drop": dropped,
+            },
+        )
     fs, local = io.filesystem(path)
     return pq.read_table(fs.open_input_file(local))
 
 
-def _write_stats(config: PipelineConfig, steps: list[BoundStep], layout: Layout,
-                 wall: float) -> dict[str, Any]:
-    decide = {s.sid: io.read_json(layout.decision_stats(s.sid)) for s in steps
-              if s.is_global and io.exists(layout.decision_stats(s.sid))}
+def _write_stats(
+    config: PipelineConfig, steps: list[BoundStep], layout: Layout, wall: float
+) -> dict[str, Any]:
+    decide = {
+        s.sid: io.read_json(layout.decision_stats(s.sid))
+        for s in steps
+        if s.is_global and io.exists(layout.decision_stats(s.sid))
+    }
     merged = stats.merge(stats.read_manifests(layout.root), [s.sid for s in steps], decide, wall)
     io.write_json_atomic(io.join(layout.root, "stats.json"), merged)
     return merged

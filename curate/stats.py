@@ -9,11 +9,16 @@ from rich.table import Table
 from curate import io
 
 
-def merge(manifests: list[dict[str, Any]], step_order: list[str],
-          decide: dict[str, dict[str, Any]], wall_seconds: float | None = None) -> dict[str, Any]:
+def merge(
+    manifests: list[dict[str, Any]],
+    step_order: list[str],
+    decide: dict[str, dict[str, Any]],
+    wall_seconds: float | None = None,
+) -> dict[str, Any]:
     """Per-step in/kept/dropped/seconds summed over units; totals from the final segment."""
     steps: dict[str, dict[str, Any]] = {
-        sid: {"in": 0, "kept": 0, "dropped": 0, "seconds": 0.0} for sid in step_order}
+        sid: {"in": 0, "kept": 0, "dropped": 0, "seconds": 0.0} for sid in step_order
+    }
     checks = {"rows": 0, "null_text": 0, "empty_text": 0, "invalid_utf8": 0}
     kept = rejected = units = 0
     for m in manifests:
@@ -42,9 +47,14 @@ def merge(manifests: list[dict[str, Any]], step_order: list[str],
                 steps[sid].setdefault("decide", {})[k] = v
     for st in steps.values():
         st["seconds"] = round(st["seconds"], 3)
-    total = {"documents": checks["rows"], "kept": kept, "rejected": rejected, "units": units,
-             "input_checks": {k: v for k, v in checks.items() if k != "rows"},
-             "consistent": kept + rejected == checks["rows"]}
+    total = {
+        "documents": checks["rows"],
+        "kept": kept,
+        "rejected": rejected,
+        "units": units,
+        "input_checks": {k: v for k, v in checks.items() if k != "rows"},
+        "consistent": kept + rejected == checks["rows"],
+    }
     if wall_seconds is not None:
         total["wall_seconds"] = round(wall_seconds, 3)
         total["docs_per_second"] = round(checks["rows"] / wall_seconds, 1) if wall_seconds else 0
@@ -52,29 +62,55 @@ def merge(manifests: list[dict[str, Any]], step_order: list[str],
 
 
 def read_manifests(root: str) -> list[dict[str, Any]]:
-    return [io.read_json(p) for p in io.list_files(io.join(root, "_manifest"), ".json")
-            if not p.endswith("run.json")]
+    return [
+        io.read_json(p)
+        for p in io.list_files(io.join(root, "_manifest"), ".json")
+        if not p.endswith("run.json")
+    ]
 
 
 def funnel_table(stats: dict[str, Any], title: str = "curate funnel") -> Table:
     """Per step: documents in, kept, dropped, % dropped, seconds."""
     table = Table(title=title, title_justify="left")
-    for col, justify in (("step", "left"), ("in", "right"), ("kept", "right"),
-                         ("dropped", "right"), ("% dropped", "right"), ("seconds", "right")):
+    for col, justify in (
+        ("step", "left"),
+        ("in", "right"),
+        ("kept", "right"),
+        ("dropped", "right"),
+        ("% dropped", "right"),
+        ("seconds", "right"),
+    ):
         table.add_column(col, justify=justify)
     total = stats["total"]
     checks = total["input_checks"]
     bad = sum(checks.values())
     docs = total["documents"]
-    table.add_row("input checks", f"{docs:,}", f"{docs - bad:,}", f"{bad:,}",
-                  f"{100 * bad / docs:.1f}" if docs else "-", "")
+    table.add_row(
+        "input checks",
+        f"{docs:,}",
+        f"{docs - bad:,}",
+        f"{bad:,}",
+        f"{100 * bad / docs:.1f}" if docs else "-",
+        "",
+    )
     for sid, st in stats["steps"].items():
         pct = f"{100 * st['dropped'] / st['in']:.1f}" if st["in"] else "-"
-        table.add_row(sid, f"{st['in']:,}", f"{st['kept']:,}", f"{st['dropped']:,}", pct,
-                      f"{st['seconds']:.2f}")
+        table.add_row(
+            sid,
+            f"{st['in']:,}",
+            f"{st['kept']:,}",
+            f"{st['dropped']:,}",
+            pct,
+            f"{st['seconds']:.2f}",
+        )
     kept = total["kept"]
     table.add_section()
-    table.add_row("total", f"{docs:,}", f"{kept:,}", f"{total['rejected']:,}",
-                  f"{100 * (docs - kept) / docs:.1f}" if docs else "-",
-                  f"{total.get('wall_seconds', 0):.2f}")
+    table.add_row(
+        "total",
+        f"{docs:,}",
+        f"{kept:,}",
+        f"{total['rejected']:,}",
+        f"{100 * (docs - kept) / docs:.1f}" if docs else "-",
+        f"{total.get('wall_seconds', 0):.2f}",
+    )
     return table

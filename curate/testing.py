@@ -32,8 +32,12 @@ def _check_scores(name: str, scores: Any, rows: int) -> dict[str, pa.Array]:
     return out
 
 
-def check_filter_contract(cls: type, params: dict[str, Any] | None = None,
-                          texts: list[str] | None = None, text_column: str = "text") -> None:
+def check_filter_contract(
+    cls: type,
+    params: dict[str, Any] | None = None,
+    texts: list[str] | None = None,
+    text_column: str = "text",
+) -> None:
     """Assert the contract every step keeps; raises AssertionError naming what broke.
 
     Picklable before setup; typed scores for an empty batch; one score per row; the same types
@@ -45,8 +49,12 @@ def check_filter_contract(cls: type, params: dict[str, Any] | None = None,
     step = cls(cls.Params.model_validate(params or {}), text_column=text_column)
     step = pickle.loads(pickle.dumps(step))
     step.setup()
-    batch = pa.table({text_column: pa.array(texts, pa.string()),
-                      "id": pa.array([f"doc-{i}" for i in range(len(texts))])})
+    batch = pa.table(
+        {
+            text_column: pa.array(texts, pa.string()),
+            "id": pa.array([f"doc-{i}" for i in range(len(texts))]),
+        }
+    )
     empty = batch.slice(0, 0)
     if isinstance(step, GlobalStep):
         row_ids = pa.array(range(len(texts)), pa.int64())
@@ -65,18 +73,23 @@ def check_filter_contract(cls: type, params: dict[str, Any] | None = None,
     assert set(scores) == set(empty_scores), f"{name}.score returns other columns when empty"
     for key, arr in scores.items():
         assert arr.type == empty_scores[key].type, (
-            f"{name}.score['{key}'] is {arr.type} but {empty_scores[key].type} when empty")
+            f"{name}.score['{key}'] is {arr.type} but {empty_scores[key].type} when empty"
+        )
     again = _check_scores(name, step.score(batch), len(texts))
     for key in scores:
         assert scores[key].equals(again[key]), f"{name}.score['{key}'] is not deterministic"
     half = len(texts) // 2
-    parts = [_check_scores(name, step.score(batch.slice(lo, hi - lo)), hi - lo)
-             for lo, hi in ((0, half), (half, len(texts)))]
+    parts = [
+        _check_scores(name, step.score(batch.slice(lo, hi - lo)), hi - lo)
+        for lo, hi in ((0, half), (half, len(texts)))
+    ]
     for key in scores:
         joined = pa.concat_arrays([p[key] for p in parts])
         assert joined.equals(scores[key]), (
-            f"{name}.score['{key}'] of a row depends on the other rows of its batch")
+            f"{name}.score['{key}'] of a row depends on the other rows of its batch"
+        )
     keep = step.keep(scores)
     keep = keep.combine_chunks() if isinstance(keep, pa.ChunkedArray) else keep
     assert pa.types.is_boolean(keep.type) and len(keep) == len(texts), (
-        f"{name}.keep must return one boolean per row")
+        f"{name}.keep must return one boolean per row"
+    )

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from curate_filters import _textstats as ts
 from pydantic import Field, field_validator
 
 from curate.filter import Filter, Params
+from curate_filters import _textstats as ts
 
 Rule = tuple[str, np.ndarray]
 

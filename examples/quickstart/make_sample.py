@@ -14,8 +14,12 @@ SHARDS = 4
 
 
 def _take(path: Path, n: int, rng: np.random.Generator, source: str, max_chars: int = 30_000):
-    table = pq.read_table(path, columns=["id", "text", "license"] if "license" in
-                          pq.read_schema(path).names else ["id", "text"])
+    table = pq.read_table(
+        path,
+        columns=["id", "text", "license"]
+        if "license" in pq.read_schema(path).names
+        else ["id", "text"],
+    )
     table = table.filter(pc.less_equal(pc.utf8_length(table["text"]), max_chars))
     idx = np.sort(rng.choice(table.num_rows, size=min(n, table.num_rows), replace=False))
     table = table.take(idx)
@@ -67,9 +71,13 @@ def build(shared: Path, out: Path, seed: int = 0) -> pa.Table:
     corpus = corpus.take(rng.permutation(corpus.num_rows))
     out.mkdir(parents=True, exist_ok=True)
     bounds = np.linspace(0, corpus.num_rows, SHARDS + 1).astype(int)
-    for shard, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
-        pq.write_table(corpus.slice(lo, hi - lo), out / f"part-{shard}.parquet",
-                       row_group_size=100, compression="zstd")
+    for shard, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=False)):
+        pq.write_table(
+            corpus.slice(lo, hi - lo),
+            out / f"part-{shard}.parquet",
+            row_group_size=100,
+            compression="zstd",
+        )
     return corpus
 
 

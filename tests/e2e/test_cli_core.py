@@ -29,23 +29,32 @@ def corpus(tmp_path: Path, shards: int = 4, rows: int = 12) -> Path:
     return write_corpus(tmp_path / "in", texts, row_group_size=3)
 
 
-def config_file(tmp_path: Path, inp: Path, steps: list[dict], name: str = "p.yaml",
-                **input_extra) -> Path:
-    data = {"input": {"path": str(inp), "id_column": "id", "batch_size": 4, **input_extra},
-            "output": {"path": str(tmp_path / "out")}, "steps": steps}
+def config_file(
+    tmp_path: Path, inp: Path, steps: list[dict], name: str = "p.yaml", **input_extra
+) -> Path:
+    data = {
+        "input": {"path": str(inp), "id_column": "id", "batch_size": 4, **input_extra},
+        "output": {"path": str(tmp_path / "out")},
+        "steps": steps,
+    }
     path = tmp_path / name
     path.write_text(yaml.safe_dump(data))
     return path
 
 
-STEPS = [{"use": "tests.doubles:MinWords", "id": "words", "params": {"min_words": 6}},
-         {"use": "tests.doubles:TextDedup", "id": "dedup"},
-         {"use": "tests.doubles:MinWords", "id": "tag", "mode": "annotate"}]
+STEPS = [
+    {"use": "tests.doubles:MinWords", "id": "words", "params": {"min_words": 6}},
+    {"use": "tests.doubles:TextDedup", "id": "dedup"},
+    {"use": "tests.doubles:MinWords", "id": "tag", "mode": "annotate"},
+]
 
 
 def files(out: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(out)): p.read_bytes()
-            for sub in ("data", "rejected") for p in sorted((out / sub).glob("*.parquet"))}
+    return {
+        str(p.relative_to(out)): p.read_bytes()
+        for sub in ("data", "rejected")
+        for p in sorted((out / sub).glob("*.parquet"))
+    }
 
 
 def invoke(*args: str):
@@ -57,8 +66,11 @@ def test_ray_one_and_two_workers_and_local_give_identical_bytes(ray_session, tmp
     inp = corpus(tmp_path)
     conf = config_file(tmp_path, inp, STEPS, unit_rows=6)
     outs = {}
-    for name, extra in (("w1", ["--workers", "1"]), ("w2", ["--workers", "2"]),
-                        ("local", ["--executor", "local"])):
+    for name, extra in (
+        ("w1", ["--workers", "1"]),
+        ("w2", ["--workers", "2"]),
+        ("local", ["--executor", "local"]),
+    ):
         out = tmp_path / name
         result = invoke("run", str(conf), "--output", str(out), "--quiet", *extra)
         assert result.exit_code == 0, result.output
@@ -76,8 +88,9 @@ def test_ray_one_and_two_workers_and_local_give_identical_bytes(ray_session, tmp
 def test_run_prints_the_funnel_and_writes_resolved_config(ray_session, tmp_path):
     conf = config_file(tmp_path, corpus(tmp_path), STEPS)
     out = tmp_path / "out"
-    result = invoke("run", str(conf), "--set", "steps.words.params.min_words=7",
-                    "--progress", "plain")
+    result = invoke(
+        "run", str(conf), "--set", "steps.words.params.min_words=7", "--progress", "plain"
+    )
     assert result.exit_code == 0, result.output
     assert "curate funnel" in result.output and "dedup" in result.output
     resolved = yaml.safe_load((out / "run.yaml").read_text())
@@ -87,15 +100,18 @@ def test_run_prints_the_funnel_and_writes_resolved_config(ray_session, tmp_path)
 def test_killed_worker_is_retried_and_output_is_unchanged(ray_session, tmp_path):
     inp = corpus(tmp_path)
     marker = tmp_path / "killed"
-    steps = [{"use": "tests.doubles:KillOnce", "id": "kill", "params": {"marker": str(marker)}},
-             *STEPS]
+    steps = [
+        {"use": "tests.doubles:KillOnce", "id": "kill", "params": {"marker": str(marker)}},
+        *STEPS,
+    ]
     conf = config_file(tmp_path, inp, steps)
     result = invoke("run", str(conf), "--output", str(tmp_path / "ray"), "--quiet")
     assert result.exit_code == 0, result.output
     assert marker.exists()  # a worker really died mid-unit
     # The reference: the same config in process, with the kill already spent.
-    result = invoke("run", str(conf), "--output", str(tmp_path / "ref"), "--quiet",
-                    "--executor", "local")
+    result = invoke(
+        "run", str(conf), "--output", str(tmp_path / "ref"), "--quiet", "--executor", "local"
+    )
     assert result.exit_code == 0, result.output
     assert files(tmp_path / "ray") == files(tmp_path / "ref")
     assert_accounted(read_ids(inp), tmp_path / "ray")
@@ -108,9 +124,23 @@ def test_driver_killed_mid_run_resumes_to_identical_output(ray_session, tmp_path
     out = tmp_path / "out"
     address = ray_session.get_runtime_context().gcs_address
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "curate.cli", "run", str(conf), "--quiet",
-                             "--ray-address", address, "--workers", "1"], cwd=REPO, env=env,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "curate.cli",
+            "run",
+            str(conf),
+            "--quiet",
+            "--ray-address",
+            address,
+            "--workers",
+            "1",
+        ],
+        cwd=REPO,
+        env=env,
+        start_new_session=True,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not list((out / "_manifest").glob("s0-*.json")):
         assert proc.poll() is None, "the run ended before it could be interrupted"
@@ -130,16 +160,26 @@ def test_driver_killed_mid_run_resumes_to_identical_output(ray_session, tmp_path
 @pytest.mark.parametrize(
     "mutate, message",
     [
-        (lambda t, c: (t / "in" / "shard-9.parquet").write_bytes(b"PAR1 garbage"),
-         "shard-9.parquet: not a readable Parquet file"),
-        (lambda t, c: c.write_text(c.read_text().replace("text_column", "text_colum")),
-         "input.text_colum: unknown key"),
-        (lambda t, c: c.write_text(c.read_text().replace("tests.doubles:MinWords", "nope", 1)),
-         "unknown step 'nope'"),
-        (lambda t, c: c.write_text(c.read_text().replace("min_words: 6", "min_wordz: 6")),
-         "steps.0.params.min_wordz: unknown key"),
-        (lambda t, c: c.write_text(c.read_text().replace("batch_size: 4", "batch_size: -1")),
-         "input.batch_size"),
+        (
+            lambda t, c: (t / "in" / "shard-9.parquet").write_bytes(b"PAR1 garbage"),
+            "shard-9.parquet: not a readable Parquet file",
+        ),
+        (
+            lambda t, c: c.write_text(c.read_text().replace("text_column", "text_colum")),
+            "input.text_colum: unknown key",
+        ),
+        (
+            lambda t, c: c.write_text(c.read_text().replace("tests.doubles:MinWords", "nope", 1)),
+            "unknown step 'nope'",
+        ),
+        (
+            lambda t, c: c.write_text(c.read_text().replace("min_words: 6", "min_wordz: 6")),
+            "steps.0.params.min_wordz: unknown key",
+        ),
+        (
+            lambda t, c: c.write_text(c.read_text().replace("batch_size: 4", "batch_size: -1")),
+            "input.batch_size",
+        ),
     ],
     ids=["corrupt-parquet", "unknown-key", "unknown-step", "unknown-param", "bad-value"],
 )

@@ -22,8 +22,14 @@ def test_derived_ids_are_unique_and_stable(relpath, first, n):
     assert a == io.derive_ids(relpath, first, n).to_pylist()
 
 
-@given(st.lists(st.tuples(st.integers(0, 2000), st.integers(0, 5000)), min_size=2, max_size=20,
-                unique_by=lambda t: t))
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 2000), st.integers(0, 5000)),
+        min_size=2,
+        max_size=20,
+        unique_by=lambda t: t,
+    )
+)
 def test_dense_row_ids_follow_corpus_order(pairs):
     pairs = sorted(pairs)
     ids = [io.dense_row_ids(s, r, 1).to_pylist()[0] for s, r in pairs]
@@ -41,26 +47,42 @@ def test_units_cover_every_row_group_once_in_order(groups, unit_rows):
         assert u.first_row == (starts[u.row_groups[0]] if u.row_groups else 0)
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.lists(texts, max_size=12), min_size=1, max_size=4), st.integers(1, 8),
-       st.integers(0, 6), st.integers(1, 7))
-def test_every_row_ends_in_exactly_one_place(tmp_path_factory, shards, batch, min_words,
-                                             unit_rows):
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(st.lists(texts, max_size=12), min_size=1, max_size=4),
+    st.integers(1, 8),
+    st.integers(0, 6),
+    st.integers(1, 7),
+)
+def test_every_row_ends_in_exactly_one_place(tmp_path_factory, shards, batch, min_words, unit_rows):
     root = tmp_path_factory.mktemp("acc")
     ids = []
     for s, rows in enumerate(shards):
         shard_ids = [f"{s}:{i}" for i in range(len(rows))]
         ids += shard_ids
-        pq.write_table(pa.table({"id": pa.array(shard_ids, pa.string()),
-                                 "text": pa.array(rows, pa.string())}),
-                       root / f"in-{s}.parquet", row_group_size=3)
-    config = cfg.load(base={
-        "input": {"path": str(root / "in-*.parquet"), "id_column": "id", "batch_size": batch,
-                  "unit_rows": unit_rows},
-        "output": {"path": str(root / "out")}, "executor": "local",
-        "steps": [{"use": "tests.doubles:MinWords", "params": {"min_words": min_words}},
-                  {"use": "tests.doubles:TextDedup", "id": "dedup"}]})
+        pq.write_table(
+            pa.table({"id": pa.array(shard_ids, pa.string()), "text": pa.array(rows, pa.string())}),
+            root / f"in-{s}.parquet",
+            row_group_size=3,
+        )
+    config = cfg.load(
+        base={
+            "input": {
+                "path": str(root / "in-*.parquet"),
+                "id_column": "id",
+                "batch_size": batch,
+                "unit_rows": unit_rows,
+            },
+            "output": {"path": str(root / "out")},
+            "executor": "local",
+            "steps": [
+                {"use": "tests.doubles:MinWords", "params": {"min_words": min_words}},
+                {"use": "tests.doubles:TextDedup", "id": "dedup"},
+            ],
+        }
+    )
     result = runner.run(config, progress="quiet")
     kept = pq.read_table(root / "out" / "data")["id"].to_pylist()
     rejected = pq.read_table(root / "out" / "rejected")

@@ -15,8 +15,7 @@ MODELS = REPO / "examples" / "quickstart" / "models"
 PARAMS = {
     "fasttext_quality": {"model": str(MODELS / "quality.ftz"), "label": "hq", "min_prob": 0.5},
     "fasttext_langid": {"model": str(MODELS / "lid.ftz"), "languages": ["en"]},
-    "perplexity": {"backend": "kenlm", "model": str(MODELS / "lm.binary"),
-                   "max_perplexity": 5000},
+    "perplexity": {"backend": "kenlm", "model": str(MODELS / "lm.binary"), "max_perplexity": 5000},
 }
 
 

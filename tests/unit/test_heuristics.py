@@ -9,9 +9,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from pydantic import ValidationError
+
 from curate_filters import _textstats as ts
 from curate_filters.heuristics import C4Quality, FineWebQuality, GopherQuality, GopherRepetition
-from pydantic import ValidationError
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 ALL = [GopherQuality, GopherRepetition, C4Quality, FineWebQuality]

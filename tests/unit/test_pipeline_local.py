@@ -46,7 +46,7 @@ def test_every_row_ends_in_kept_or_rejected_once(small_corpus, tmp_path):
     total = result.stats["total"]
     assert total["consistent"] and total["documents"] == 16
     rejected = pq.read_table(out / "rejected")
-    reasons = dict(zip(rejected["id"].to_pylist(), rejected["reason"].to_pylist()))
+    reasons = dict(zip(rejected["id"].to_pylist(), rejected["reason"].to_pylist(), strict=False))
     assert reasons["s0-6"] == "words"  # 3 words
     assert reasons["s0-7"] == "null_text"
     assert reasons["s0-8"] == "empty_text"

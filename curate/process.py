@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from curate.config import ConfigError, PipelineConfig, StepConfig, format_valida
 from curate.filter import Filter, GlobalStep
 
 LEDGER_COLUMNS = ("id", "text", "reason")
+SCORES_KEY = b"curate.scores"
 
 
 class StepError(RuntimeError):
@@ -161,8 +163,18 @@ def _utf8_text(column: pa.ChunkedArray) -> tuple[pa.Array, pa.Array | None]:
 class UnitProcessor:
     """Runs the steps of one segment over one unit and writes its files. Knows nothing of Ray."""
 
-    def __init__(self, config: PipelineConfig, steps: list[BoundStep]) -> None:
+    def __init__(
+        self,
+        config: PipelineConfig,
+        steps: list[BoundStep],
+        reused: dict[str, dict[str, pa.DataType]] | None = None,
+    ) -> None:
         self.config = config
+        # Steps whose score columns the input already holds: thresholds only, no model loaded.
+        self.reused = {
+            sid: {f"{sid}_{m}": t for m, t in metrics.items()}
+            for sid, metrics in (reused or {}).items()
+        }
         self.text_column = config.input.text_column
         self.id_column = config.input.id_column or io.DERIVED_ID
         self.segments = plan_segments(steps)
@@ -172,6 +184,8 @@ class UnitProcessor:
 
     def setup(self) -> None:
         for sid, instance in self.instances.items():
+            if sid in self.reused:
+                continue
             try:
                 instance.setup()
             except Exception as exc:
@@ -181,6 +195,8 @@ class UnitProcessor:
 
     # -- score types: probed once with an empty batch, so every unit writes the same schema
     def _score_types(self, step: BoundStep, empty: pa.Table) -> dict[str, pa.DataType]:
+        if step.sid in self.reused:
+            return self.reused[step.sid]
         if step.sid not in self._types:
             instance = self.instances[step.sid]
             if isinstance(instance, GlobalStep):
@@ -189,6 +205,19 @@ class UnitProcessor:
                 types = {k: _as_array(v).type for k, v in instance.score(empty).items()}
             self._types[step.sid] = {f"{step.sid}_{k}": v for k, v in types.items()}
         return self._types[step.sid]
+
+    def _scores_metadata(self, schema: pa.Schema) -> bytes:
+        """Which columns are which step's scores: lets a later run reuse them (score once)."""
+        names = set(schema.names)
+        found: dict[str, list[str]] = {}
+        for seg in self.segments:
+            for step in seg.steps:
+                cols = self._types.get(step.sid) or self.reused.get(step.sid) or {}
+                metrics = [c[len(step.sid) + 1 :] for c in cols if c in names]
+                if metrics and len(metrics) == len(cols):
+                    found[step.sid] = metrics
+        previous = json.loads((schema.metadata or {}).get(SCORES_KEY, b"{}"))
+        return json.dumps({**previous, **found}, sort_keys=True).encode()
 
     def _ledger_schema(self, seg: Segment, id_type: pa.DataType, empty: pa.Table) -> pa.Schema:
         fields = [
@@ -300,6 +329,8 @@ class UnitProcessor:
         started = time.perf_counter()
         steps = seg.steps
         stats = {s.sid: {"in": 0, "kept": 0, "dropped": 0, "seconds": 0.0} for s in steps}
+        for sid in stats.keys() & self.reused.keys():
+            stats[sid]["reused_scores"] = True
         checks = {"rows": 0, "null_text": 0, "empty_text": 0, "invalid_utf8": 0}
         if seg.signature:
             stats[seg.signature.sid] = {"signature_rows": 0, "signature_seconds": 0.0}
@@ -406,9 +437,25 @@ class UnitProcessor:
             st = stats[step.sid]
             st["in"] += table.num_rows
             types = self._score_types(step, empty)
+            reused = step.sid in self.reused
             if step is seg.apply:
                 raw, drop_np = self._apply_decision(step, table, decision)
                 keep = pa.array(~drop_np)
+            elif reused:
+                prefix = len(step.sid) + 1
+                raw = {c[prefix:]: table.column(c).combine_chunks() for c in types}
+                try:
+                    keep = (
+                        _as_array(self.instances[step.sid].keep(raw))
+                        if table.num_rows
+                        else pa.array([], pa.bool_())
+                    )
+                except Exception as exc:
+                    raise StepError(
+                        f"step '{step.sid}' could not re-apply its thresholds to the stored "
+                        f"scores on {unit.describe()}: {type(exc).__name__}: {exc}"
+                    ) from exc
+                raw = {}
             else:
                 instance = self.instances[step.sid]
                 try:
@@ -471,6 +518,9 @@ class UnitProcessor:
             stats[sig_step.sid]["signature_seconds"] += time.perf_counter() - t0
         last = seg.index == len(self.segments) - 1
         out = table.drop_columns([io.ROW_ID]) if last else table
+        out = out.replace_schema_metadata(
+            {**(out.schema.metadata or {}), SCORES_KEY: self._scores_metadata(out.schema)}
+        )
         if "data" not in writers:
             path = layout.data(unit.name) if last else layout.segment(seg.index, unit.name)
             writers["data"] = io.AtomicParquetWriter(path, out.schema, compression)

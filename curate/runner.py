@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -14,7 +15,15 @@ from rich.console import Console
 from curate import io, stats
 from curate.config import ConfigError, PipelineConfig, dump_yaml
 from curate.models import model_fields, pack, sha256_path
-from curate.process import BoundStep, Layout, StepError, UnitProcessor, bind_steps, plan_segments
+from curate.process import (
+    SCORES_KEY,
+    BoundStep,
+    Layout,
+    StepError,
+    UnitProcessor,
+    bind_steps,
+    plan_segments,
+)
 from curate.progress import RunProgress
 
 
@@ -64,8 +73,8 @@ def _models(steps: list[BoundStep]) -> dict[str, dict[str, dict[str, str]]]:
 class LocalExecutor:
     """Everything in this process: for tiny jobs, debugging and CI checks."""
 
-    def __init__(self, config: PipelineConfig, steps: list[BoundStep]) -> None:
-        self.processor = UnitProcessor(config, steps)
+    def __init__(self, config: PipelineConfig, steps: list[BoundStep], reused: dict) -> None:
+        self.processor = UnitProcessor(config, steps, reused)
         self.processor.setup()
 
     def run_units(
@@ -84,7 +93,9 @@ class LocalExecutor:
 class _UnitActor:
     """One Ray worker: sets up every step once, then processes the units it is handed."""
 
-    def __init__(self, config: PipelineConfig, steps: list[BoundStep], shipped: dict) -> None:
+    def __init__(
+        self, config: PipelineConfig, steps: list[BoundStep], shipped: dict, reused: dict
+    ) -> None:
         self.error: str | None = None
         try:
             import ray
@@ -98,7 +109,7 @@ class _UnitActor:
                         files, digest, os.path.basename(getattr(step.params, name).rstrip("/"))
                     )
                     setattr(step.params, name, local)
-            self.processor = UnitProcessor(config, steps)
+            self.processor = UnitProcessor(config, steps, reused)
             self.processor.setup()
         except Exception as exc:  # reported by ready(): a raising __init__ would be restarted
             self.error = (
@@ -124,6 +135,7 @@ class RayExecutor:
         config: PipelineConfig,
         steps: list[BoundStep],
         models: dict[str, dict[str, dict[str, str]]],
+        reused: dict,
     ) -> None:
         import ray
 
@@ -158,7 +170,7 @@ class RayExecutor:
         actor_cls = ray.remote(_UnitActor).options(
             num_cpus=cpus, num_gpus=gpus, max_restarts=-1, max_task_retries=3
         )
-        self.actors = [actor_cls.remote(config, steps, shipped) for _ in range(workers)]
+        self.actors = [actor_cls.remote(config, steps, shipped, reused) for _ in range(workers)]
         errors = [e for e in ray.get([a.ready.remote() for a in self.actors]) if e]
         if errors:
             self.close()
@@ -229,6 +241,30 @@ def _check_inputs(config: PipelineConfig, shards: list[io.Shard]) -> None:
             )
 
 
+def _reusable_scores(
+    config: PipelineConfig, shards: list[io.Shard], steps: list[BoundStep]
+) -> tuple[PipelineConfig, dict[str, dict[str, Any]]]:
+    """Steps whose scores a previous curate run already wrote into the input (score once,
+    threshold later): read from the first shard's schema metadata, so nothing is guessed."""
+    if not shards or shards[0].format != "parquet":
+        return config, {}
+    schema = io.unit_schema(io.WorkUnit(0, shards[0], None, 0))
+    meta = json.loads((schema.metadata or {}).get(SCORES_KEY, b"{}"))
+    if not meta:
+        return config, {}
+    if config.input.id_column is None and io.DERIVED_ID in schema.names:
+        config = config.model_copy(deep=True)
+        config.input.id_column = io.DERIVED_ID  # the ids the first run derived
+    reused = {}
+    for step in steps:
+        metrics = meta.get(step.sid)
+        if step.is_global or not metrics:
+            continue
+        if all(f"{step.sid}_{m}" in schema.names for m in metrics):
+            reused[step.sid] = {m: schema.field(f"{step.sid}_{m}").type for m in metrics}
+    return config, reused
+
+
 def _prepare_output(config: PipelineConfig, overwrite: bool, run_yaml: str) -> None:
     root = config.output.path
     run_file = io.join(root, "_manifest", "run.json")
@@ -261,9 +297,10 @@ def run(
     wall = time.perf_counter()
     config = _resolve_paths(config)
     steps = bind_steps(config)
-    models = _models(steps)
     segments = plan_segments(steps)
     shards = io.discover(config.input.path, config.input.format)
+    config, reused = _reusable_scores(config, shards, steps)
+    models = _models([s for s in steps if s.sid not in reused])
     _check_inputs(config, shards)
     units = io.plan_units(shards, config.input.unit_rows)
     layout = Layout(config.output.path)
@@ -273,9 +310,9 @@ def run(
     )
     executor: LocalExecutor | RayExecutor
     executor = (
-        LocalExecutor(config, steps)
+        LocalExecutor(config, steps, reused)
         if config.executor == "local"
-        else RayExecutor(config, steps, models)
+        else RayExecutor(config, steps, models, reused)
     )
     view = RunProgress(console, progress)
     skipped = 0

@@ -32,7 +32,9 @@ def merge(
         for sid, st in m["steps"].items():
             agg = steps.setdefault(sid, {"in": 0, "kept": 0, "dropped": 0, "seconds": 0.0})
             for k, v in st.items():
-                if k.startswith("signature_"):
+                if k == "reused_scores":
+                    agg[k] = True
+                elif k.startswith("signature_"):
                     agg[k] = agg.get(k, 0) + v
                     if k == "signature_seconds":
                         agg["seconds"] += v

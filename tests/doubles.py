@@ -16,6 +16,11 @@ class MinWords(Filter):
 
     class Params(Params):
         min_words: int = Field(5, description="Fewest words a kept document has.")
+        forbid_setup: bool = Field(False, description="Fail in setup (proves it was skipped).")
+
+    def setup(self) -> None:
+        if self.params.forbid_setup:
+            raise RuntimeError("setup ran: the model would have been loaded")
 
     def score(self, batch: pa.Table) -> dict[str, pa.Array]:
         words = pc.list_value_length(pc.utf8_split_whitespace(self.text(batch)))

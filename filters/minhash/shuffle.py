@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from curate.io import filesystem
 from curate_filters.minhash.components import components
 
 # Keys handled by one gather task (auto partitioning) and one scatter task.
@@ -37,6 +37,18 @@ _MAX_PARTITIONS = 1024
 DECISION_SCHEMA = {"duplicate_of": pa.string(), "cluster_size": pa.int64()}
 
 
+def _write(table: pa.Table, uri: str) -> None:
+    """Write a work file to a local path or an object-store URI (no folders to make there)."""
+    fs, path = filesystem(uri)
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    pq.write_table(table, path, filesystem=fs)
+
+
+def _read(uri: str, columns: list[str] | None = None) -> pa.Table:
+    fs, path = filesystem(uri)
+    return pq.read_table(path, columns=columns, filesystem=fs)
+
+
 def _key_matrix(table: pa.Table, group: list[str]) -> np.ndarray:
     return np.column_stack([table.column(c).to_numpy() for c in group]).astype(np.uint64)
 
@@ -45,7 +57,7 @@ def scatter(task: tuple[list[str], list[list[str]], int, str, int]) -> list[str]
     """Partition the bucket keys of some sidecar files; returns the files written."""
     paths, key_groups, n_parts, out_dir, index = task
     columns = ["row_id", *dict.fromkeys(c for g in key_groups for c in g)]
-    table = pa.concat_tables([pq.read_table(p, columns=columns) for p in paths])
+    table = pa.concat_tables([_read(p, columns) for p in paths])
     row_id = table.column("row_id").to_numpy()
     keys = np.concatenate([_key_matrix(table, g) for g in key_groups])
     rows = np.tile(row_id, len(key_groups))
@@ -58,18 +70,17 @@ def scatter(task: tuple[list[str], list[list[str]], int, str, int]) -> list[str]
         lo, hi = bounds[p], bounds[p + 1]
         if lo == hi:
             continue
-        out = Path(out_dir) / f"part-{p:05d}" / f"src-{index:05d}.parquet"
-        out.parent.mkdir(parents=True, exist_ok=True)
+        out = f"{out_dir}/part-{p:05d}/src-{index:05d}.parquet"
         cols = {f"key_{k}": keys[lo:hi, k] for k in range(keys.shape[1])}
-        pq.write_table(pa.table({**cols, "row_id": rows[lo:hi]}), out)
-        written.append(str(out))
+        _write(pa.table({**cols, "row_id": rows[lo:hi]}), out)
+        written.append(out)
     return written
 
 
 def gather(task: tuple[list[str], str]) -> str:
     """Edges `row_id -> root` of one partition's buckets; returns the edge file written."""
     paths, out_path = task
-    table = pa.concat_tables([pq.read_table(p) for p in paths])
+    table = pa.concat_tables([_read(p) for p in paths])
     key_cols = [c for c in table.column_names if c.startswith("key_")]
     keys = [table.column(c).to_numpy() for c in key_cols]
     rows = table.column("row_id").to_numpy()
@@ -88,15 +99,14 @@ def gather(task: tuple[list[str], str]) -> str:
     src, dst = src[order], dst[order]
     keep = np.ones(len(src), bool)
     keep[1:] = (src[1:] != src[:-1]) | (dst[1:] != dst[:-1])
-    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table({"row_id": src[keep], "root": dst[keep]}), out_path)
+    _write(pa.table({"row_id": src[keep], "root": dst[keep]}), out_path)
     return out_path
 
 
 def lookup_ids(task: tuple[str, np.ndarray]) -> pa.Table:
     """The `(row_id, id)` rows of one sidecar file whose row id is in the sorted `wanted`."""
     path, wanted = task
-    table = pq.read_table(path, columns=["row_id", "id"])
+    table = _read(path, ["row_id", "id"])
     rows = table.column("row_id").to_numpy()
     pos = np.clip(np.searchsorted(wanted, rows), 0, max(len(wanted) - 1, 0))
     hit = (wanted[pos] == rows) if len(wanted) else np.zeros(len(rows), bool)
@@ -129,26 +139,30 @@ def bucket_dedup(
     holds every row in a cluster, sorted by `row_id`: `drop` (all but the smallest row id),
     `duplicate_of` (the survivor's user id, null for survivors) and `cluster_size`.
     """
-    work = Path(workdir)
+    work = workdir.rstrip("/")
     sidecars = sorted(sidecars)
-    sizes = [pq.read_metadata(p).num_rows * len(key_groups) for p in sidecars]
+    sizes = []
+    for uri in sidecars:
+        fs, path = filesystem(uri)
+        with fs.open_input_file(path) as f:
+            sizes.append(pq.read_metadata(f).num_rows * len(key_groups))
     total = sum(sizes)
     n_parts = partitions or min(_MAX_PARTITIONS, max(1, math.ceil(total / _KEYS_PER_PARTITION)))
     scatter_tasks = [
-        (group, key_groups, n_parts, str(work / "buckets"), i)
+        (group, key_groups, n_parts, f"{work}/buckets", i)
         for i, group in enumerate(_batches(sidecars, sizes, _KEYS_PER_SCATTER))
     ]
     by_part: dict[str, list[str]] = {}
     for written in parallel_map(scatter, scatter_tasks):
         for path in written:
-            by_part.setdefault(Path(path).parent.name, []).append(path)
+            by_part.setdefault(path.rsplit("/", 2)[-2], []).append(path)
     gather_tasks = [
-        (sorted(files), str(work / "edges" / f"{part}.parquet"))
+        (sorted(files), f"{work}/edges/{part}.parquet")
         for part, files in sorted(by_part.items())
     ]
     edge_files = parallel_map(gather, gather_tasks)
     edges = (
-        pa.concat_tables([pq.read_table(p) for p in edge_files])
+        pa.concat_tables([_read(p) for p in edge_files])
         if edge_files
         else pa.table({"row_id": pa.array([], pa.int64()), "root": pa.array([], pa.int64())})
     )
@@ -156,10 +170,9 @@ def bucket_dedup(
         edges.column("row_id").to_numpy(), edges.column("root").to_numpy()
     )
     del edges
-    work.mkdir(parents=True, exist_ok=True)
     if len(nodes) == 0:
         decision = empty_decision()
-        pq.write_table(decision, work / "clusters.parquet")
+        _write(decision, f"{work}/clusters.parquet")
         return decision
     survivors = np.unique(root)
     ids = pa.concat_tables(parallel_map(lookup_ids, [(p, survivors) for p in sidecars]))
@@ -178,7 +191,7 @@ def bucket_dedup(
             "cluster_size": pa.array(size, pa.int64()),
         }
     )
-    pq.write_table(decision, work / "clusters.parquet")
+    _write(decision, f"{work}/clusters.parquet")
     return decision
 
 

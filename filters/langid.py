@@ -58,6 +58,8 @@ class FastTextLangID(Filter):
 
     Params: ClassVar[type[Params]] = FastTextLangIDParams
     resources: ClassVar[Resources] = Resources(cpus=1.0, batch_size=4096)
+    # `curate calibrate` and `curate inspect`: keep is `score >= min_score` (and the languages).
+    calibration: ClassVar[dict] = {"score": "score", "param": "min_score", "direction": "min"}
 
     params: FastTextLangIDParams
 

@@ -102,6 +102,12 @@ class Perplexity(Filter):
 
     Params: ClassVar[type[PerplexityParams]] = PerplexityParams
     resources: ClassVar[Resources] = Resources(cpus=1.0, batch_size=4096)
+    # `curate calibrate` and `curate inspect`: keep is `perplexity <= max_perplexity`.
+    calibration: ClassVar[dict] = {
+        "score": "perplexity",
+        "param": "max_perplexity",
+        "direction": "max",
+    }
 
     def __init__(self, params: PerplexityParams | None = None, text_column: str = "text") -> None:
         super().__init__(params, text_column)

@@ -81,6 +81,13 @@ class FastTextQuality(Filter):
 
     Params: ClassVar[type[Params]] = FastTextQualityParams
     resources: ClassVar[Resources] = Resources(cpus=1.0, batch_size=4096)
+    # `curate calibrate` and `curate inspect`: keep is `prob >= min_prob` (keep_fraction unset).
+    calibration: ClassVar[dict] = {
+        "score": "prob",
+        "param": "min_prob",
+        "direction": "min",
+        "unset": ["keep_fraction", "calibration"],
+    }
 
     params: FastTextQualityParams
 

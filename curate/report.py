@@ -1,0 +1,527 @@
+"""Read a finished output folder and report on it: funnel, samples, score histograms, HTML."""
+
+from __future__ import annotations
+
+import html
+import io as _io
+import math
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import yaml
+
+from curate import io
+
+INPUT_CHECKS = ("null_text", "empty_text", "invalid_utf8")
+
+
+class OutputError(ValueError):
+    """The folder is not a readable curate output; the message says which file and why."""
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """One step of the run that wrote the folder, as recorded in run.yaml."""
+
+    sid: str
+    use: str
+    mode: str
+    params: dict[str, Any]
+
+    def threshold(self) -> tuple[str, str, float] | None:
+        """(score column, direction, value) of a step whose keep is one declared threshold."""
+        spec = calibration_spec(self.use)
+        if spec is None:
+            return None
+        value = self.params.get(spec["param"])
+        if value is None:
+            return None
+        return f"{self.sid}_{spec['score']}", spec["direction"], float(value)
+
+
+def calibration_spec(use: str) -> dict[str, Any] | None:
+    """The plugin's `calibration` ClassVar ({score, param, direction}), or None if undeclared."""
+    from curate import plugins
+
+    try:
+        cls = plugins.load(use)
+    except Exception:  # a plugin that no longer loads still has its scores to show
+        return None
+    spec = getattr(cls, "calibration", None)
+    return dict(spec) if isinstance(spec, dict) else None
+
+
+@dataclass
+class Output:
+    """A finished curate output folder: stats.json, run.yaml, data/ and rejected/."""
+
+    root: Path
+    stats: dict[str, Any]
+    run: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, root: str | Path) -> Output:
+        """Read stats.json (required) and run.yaml; errors name the file and what is wrong."""
+        root = Path(root)
+        if not root.is_dir():
+            raise OutputError(f"{root} is not a folder; give the output folder of `curate run`")
+        stats_path = root / "stats.json"
+        if not stats_path.exists():
+            raise OutputError(
+                f"{stats_path} does not exist: {root} is not a finished curate output "
+                "(a run writes stats.json when it completes; rerun it to finish)"
+            )
+        try:
+            stats = io.read_json(str(stats_path))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise OutputError(
+                f"{stats_path} is not valid JSON ({exc}); rerun the pipeline"
+            ) from exc
+        if not (
+            isinstance(stats, dict)
+            and isinstance(stats.get("steps"), dict)
+            and isinstance(stats.get("total"), dict)
+            and "documents" in stats["total"]
+        ):
+            raise OutputError(
+                f"{stats_path} lacks the 'steps' and 'total' sections curate writes; rerun it"
+            )
+        run: dict[str, Any] = {}
+        run_path = root / "run.yaml"
+        if run_path.exists():
+            try:
+                run = yaml.safe_load(run_path.read_text(encoding="utf-8")) or {}
+            except yaml.YAMLError as exc:
+                raise OutputError(f"{run_path}: cannot parse: {exc}") from exc
+        return cls(root, stats, run)
+
+    # -- steps
+    @cached_property
+    def steps(self) -> list[StepInfo]:
+        """Steps in pipeline order (run.yaml), falling back to stats.json's order."""
+        found = []
+        for step in self.run.get("steps") or []:
+            sid = step.get("id") or str(step.get("use", "")).rsplit(":", 1)[-1].lower()
+            found.append(
+                StepInfo(
+                    sid, step.get("use", ""), step.get("mode", "filter"), step.get("params") or {}
+                )
+            )
+        known = {s.sid for s in found}
+        found += [
+            StepInfo(sid, "", "filter", {}) for sid in self.stats["steps"] if sid not in known
+        ]
+        return found
+
+    def step(self, sid: str) -> StepInfo:
+        for s in self.steps:
+            if s.sid == sid:
+                return s
+        raise OutputError(
+            f"{self.root} has no step '{sid}' (steps: {', '.join(s.sid for s in self.steps)})"
+        )
+
+    def funnel(self) -> dict[str, Any]:
+        """stats.json with its steps in pipeline order (stats.json itself sorts them by name)."""
+        steps = self.stats["steps"]
+        order = [s.sid for s in self.steps if s.sid in steps]
+        return {**self.stats, "steps": {sid: steps[sid] for sid in order}}
+
+    def owner(self, column: str) -> str | None:
+        """The step a score column belongs to: the longest step id it starts with."""
+        best = None
+        for s in self.steps:
+            if column.startswith(s.sid + "_") and (best is None or len(s.sid) > len(best)):
+                best = s.sid
+        return best
+
+    def score_columns(self, schema: pa.Schema, sid: str | None = None) -> list[str]:
+        """Score columns in a schema (of one step when `sid` is given), in schema order."""
+        return [
+            f.name
+            for f in schema
+            if (owner := self.owner(f.name)) is not None and (sid is None or owner == sid)
+        ]
+
+    # -- tables
+    def _files(self, folder: str) -> list[str]:
+        return io.list_files(str(self.root / folder), ".parquet")
+
+    def _read(self, folder: str, columns: list[str] | None) -> pa.Table:
+        tables = []
+        for path in self._files(folder):
+            try:
+                names = pq.read_schema(path).names
+                cols = None if columns is None else [c for c in columns if c in names]
+                tables.append(pq.read_table(path, columns=cols))
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise OutputError(f"{path} is not a readable Parquet file: {exc}") from exc
+        if not tables:
+            return pa.table({})
+        return pa.concat_tables(tables, promote_options="default")
+
+    def kept(self, columns: list[str] | None = None) -> pa.Table:
+        """Kept rows (data/), optionally only some columns."""
+        return self._read("data", columns)
+
+    def rejected(self, columns: list[str] | None = None) -> pa.Table:
+        """The rejected ledger (rejected/): id, text, reason and the scores known at the drop."""
+        return self._read("rejected", columns)
+
+    def kept_schema(self) -> pa.Schema:
+        files = self._files("data")
+        return pq.read_schema(files[0]) if files else pa.schema([])
+
+    def text_column(self) -> str:
+        return (self.run.get("input") or {}).get("text_column") or "text"
+
+    def id_column(self) -> str:
+        return (self.run.get("input") or {}).get("id_column") or io.DERIVED_ID
+
+
+# ----------------------------------------------------------------------------- samples
+def shorten(text: str | None, width: int = 240) -> str:
+    """One line: whitespace collapsed, cut at a word boundary near `width` with an ellipsis."""
+    if text is None:
+        return ""
+    flat = re.sub(r"\s+", " ", text).strip()
+    if len(flat) <= width:
+        return flat
+    cut = flat.rfind(" ", 0, width)
+    cut = cut if cut > width * 0.6 else width
+    return flat[:cut].rstrip() + " …"
+
+
+def sample_rows(table: pa.Table, n: int, seed: int) -> pa.Table:
+    """Up to `n` rows chosen with a seeded generator, in their original order."""
+    if table.num_rows <= n:
+        return table
+    picks = np.sort(np.random.default_rng(seed).choice(table.num_rows, n, replace=False))
+    return table.take(pa.array(picks))
+
+
+def rejected_sample(out: Output, sid: str, n: int, seed: int = 0) -> list[dict[str, Any]]:
+    """N rejected documents of a step (or an input check) with that step's scores."""
+    if sid not in INPUT_CHECKS:
+        out.step(sid)
+    ledger = out.rejected()
+    if ledger.num_rows == 0:
+        return []
+    mine = ledger.filter(pc.equal(ledger.column("reason"), sid))
+    cols = ["id", "text"] + ([] if sid in INPUT_CHECKS else out.score_columns(mine.schema, sid))
+    rows = sample_rows(mine.select(cols), n, seed).to_pylist()
+    return [_clean(r) for r in rows]
+
+
+def kept_sample(out: Output, n: int, seed: int = 0) -> list[dict[str, Any]]:
+    """N kept documents with every score column."""
+    schema = out.kept_schema()
+    cols = [out.id_column(), out.text_column()] + out.score_columns(schema)
+    table = sample_rows(out.kept([c for c in cols if c in schema.names]), n, seed)
+    return [_clean(r) for r in table.to_pylist()]
+
+
+def _clean(row: dict[str, Any]) -> dict[str, Any]:
+    """JSON-safe values: NaN becomes None."""
+    return {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()
+    }
+
+
+# ----------------------------------------------------------------------------- scores
+@dataclass
+class Histogram:
+    """Counts of one numeric score column over every row that has it, and its threshold."""
+
+    column: str
+    step: str
+    edges: np.ndarray
+    counts: np.ndarray
+    rows: int
+    missing: int
+    threshold: tuple[str, float] | None = None  # (direction, value)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "column": self.column,
+            "step": self.step,
+            "edges": self.edges.tolist(),
+            "counts": self.counts.tolist(),
+            "rows": self.rows,
+            "missing": self.missing,
+            "threshold": None
+            if self.threshold is None
+            else {"direction": self.threshold[0], "value": self.threshold[1]},
+        }
+
+
+def _numeric(field_type: pa.DataType) -> bool:
+    return pa.types.is_integer(field_type) or pa.types.is_floating(field_type)
+
+
+def score_values(out: Output, columns: list[str]) -> dict[str, np.ndarray]:
+    """Every row's value of each score column (kept and rejected), NaN where missing."""
+    kept = out.kept(columns)
+    rejected = out.rejected(columns)
+    values = {}
+    for col in columns:
+        parts = [
+            t.column(col).cast(pa.float64()).to_numpy(zero_copy_only=False)
+            for t in (kept, rejected)
+            if col in t.schema.names
+        ]
+        values[col] = np.concatenate(parts) if parts else np.array([], np.float64)
+    return values
+
+
+def histograms(out: Output, step: str | None = None, bins: int = 20) -> list[Histogram]:
+    """One histogram per numeric score column, with the step's declared threshold marked."""
+    schema = out.kept_schema()
+    files = io.list_files(str(out.root / "rejected"), ".parquet")
+    fields = {f.name: f.type for f in schema}
+    for path in files:
+        for f in pq.read_schema(path):
+            fields.setdefault(f.name, f.type)
+    columns = [
+        c for c in out.score_columns(pa.schema(list(fields.items())), step) if _numeric(fields[c])
+    ]
+    values = score_values(out, columns)
+    thresholds = {}
+    for s in out.steps:
+        t = s.threshold()
+        if t:
+            thresholds[t[0]] = (t[1], t[2])
+    result = []
+    for col in columns:
+        v = values[col]
+        ok = v[np.isfinite(v)]
+        if len(ok):
+            lo, hi = float(ok.min()), float(ok.max())
+            if pa.types.is_integer(fields[col]) and hi - lo < bins:
+                edges = np.arange(lo, hi + 2) - 0.5
+            else:
+                edges = np.histogram_bin_edges(ok, bins=bins, range=(lo, hi if hi > lo else lo + 1))
+            counts, edges = np.histogram(ok, bins=edges)
+        else:
+            edges, counts = np.array([0.0, 1.0]), np.array([0])
+        result.append(
+            Histogram(
+                col,
+                out.owner(col) or "",
+                edges,
+                counts,
+                len(ok),
+                len(v) - len(ok),
+                thresholds.get(col),
+            )
+        )
+    return result
+
+
+def cluster_sizes(out: Output) -> dict[str, dict[int, int]]:
+    """Per dedup step: how many duplicate clusters of each size (from the survivors' sizes)."""
+    schema = out.kept_schema()
+    found = {}
+    for name in schema.names:
+        sid = out.owner(name)
+        if sid and name == f"{sid}_cluster_size":
+            sizes = out.kept([name]).column(name).to_numpy(zero_copy_only=False)
+            sizes = sizes[~np.isnan(sizes.astype(float))].astype(np.int64)
+            keys, counts = np.unique(sizes[sizes > 1], return_counts=True)
+            found[sid] = dict(zip(keys.tolist(), counts.tolist(), strict=True))
+    return found
+
+
+# ----------------------------------------------------------------------------- HTML
+def _svg(fig: Any) -> str:
+    buf = _io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.find("<svg") :]
+
+
+def _plt() -> Any:
+    try:
+        import matplotlib
+    except ModuleNotFoundError as exc:
+        raise OutputError("the HTML report needs matplotlib: pip install 'curate[report]'") from exc
+    matplotlib.use("Agg")
+    matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: searchable, smaller
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def funnel_svg(funnel: dict[str, Any]) -> str:
+    """A horizontal bar chart of documents kept after each step."""
+    plt = _plt()
+    names = ["input"] + list(funnel["steps"])
+    kept = [funnel["total"]["documents"]] + [st["kept"] for st in funnel["steps"].values()]
+    dropped = [0] + [st["dropped"] for st in funnel["steps"].values()]
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(names) + 0.8))
+    y = np.arange(len(names))[::-1]
+    ax.barh(y, kept, color="#4c78a8", label="kept")
+    ax.barh(y, dropped, left=kept, color="#e45756", label="dropped")
+    ax.set_yticks(y, names)
+    ax.set_xlabel("documents")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _svg(fig)
+
+
+def histogram_svg(h: Histogram) -> str:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(3.6, 2.2))
+    ax.stairs(h.counts, h.edges, fill=True, color="#4c78a8")
+    if h.threshold is not None:
+        direction, value = h.threshold
+        ax.axvline(value, color="#e45756", linestyle="--", linewidth=1.5)
+        ax.text(
+            value,
+            ax.get_ylim()[1] * 0.95,
+            f" {direction} {value:g}",
+            color="#e45756",
+            fontsize=7,
+            va="top",
+        )
+    ax.set_title(h.column, fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _svg(fig)
+
+
+def _bars_svg(data: dict[int, int], xlabel: str) -> str:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(3.6, 2.2))
+    ax.bar([str(k) for k in data], list(data.values()), color="#72b7b2")
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel("clusters", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _svg(fig)
+
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
+h1{font-size:1.5em}h2{margin-top:1.6em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
+td,th{border:1px solid #ddd;padding:3px 6px;vertical-align:top}
+td.n{text-align:right}.grid{display:flex;flex-wrap:wrap;gap:8px}
+.doc{max-width:640px}details{margin:.4em 0}.muted{color:#777}
+"""
+
+
+def _table(header: list[str], rows: list[list[Any]], numeric: set[int] = frozenset()) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="{"n" if i in numeric else "doc" if header[i] == "text" else ""}">'
+            f"{html.escape(_fmt(v))}</td>"
+            for i, v in enumerate(row)
+        )
+        + "</tr>"
+        for row in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return "" if value is None else str(value)
+
+
+def _examples(rows: list[dict[str, Any]], id_col: str, text_col: str) -> str:
+    if not rows:
+        return '<p class="muted">none</p>'
+    header = list(rows[0])
+    shown = [
+        [shorten(r[k], 400) if k in (text_col, "text") else r[k] for k in header] for r in rows
+    ]
+    return _table(header, shown)
+
+
+def render_html(out: Output, examples: int = 5, seed: int = 0) -> str:
+    """A self-contained HTML page: funnel, histograms with thresholds, examples, dedup clusters."""
+    funnel = out.funnel()
+    total = funnel["total"]
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>curate report: {html.escape(str(out.root))}</title><style>{_CSS}</style>",
+        "</head><body>",
+        f"<h1>curate report: {html.escape(str(out.root))}</h1>",
+        f"<p id='summary'>kept {total['kept']:,} of {total['documents']:,} documents "
+        f"({total['rejected']:,} rejected).</p>",
+        "<h2 id='funnel'>Funnel</h2>",
+    ]
+    rows = []
+    for sid, st in funnel["steps"].items():
+        pct = 100 * st["dropped"] / st["in"] if st["in"] else 0.0
+        rows.append([sid, st["in"], st["kept"], st["dropped"], f"{pct:.1f}", st["seconds"]])
+    parts.append(
+        _table(["step", "in", "kept", "dropped", "% dropped", "seconds"], rows, {1, 2, 3, 4, 5})
+    )
+    parts.append(f"<div class='chart' id='funnel-chart'>{funnel_svg(funnel)}</div>")
+
+    hists = histograms(out)
+    by_step: dict[str, list[Histogram]] = {}
+    for h in hists:
+        by_step.setdefault(h.step, []).append(h)
+    ledger = out.rejected()
+    id_col, text_col = out.id_column(), out.text_column()
+    kept_rows = kept_sample(out, examples, seed)
+    parts.append("<h2 id='steps'>Steps</h2>")
+    for step in out.steps:
+        st = funnel["steps"].get(step.sid, {})
+        parts.append(f"<section class='step' id='step-{html.escape(step.sid)}'>")
+        parts.append(
+            f"<h3>{html.escape(step.sid)} <span class='muted'>({html.escape(step.use)}, "
+            f"{html.escape(step.mode)}; dropped {st.get('dropped', 0):,} of {st.get('in', 0):,})"
+            "</span></h3>"
+        )
+        if step.sid in by_step:
+            parts.append(
+                "<div class='grid'>"
+                + "".join(histogram_svg(h) for h in by_step[step.sid])
+                + "</div>"
+            )
+        mine = (
+            ledger.filter(pc.equal(ledger.column("reason"), step.sid)) if ledger.num_rows else None
+        )
+        if mine is not None and mine.num_rows:
+            cols = ["id", "text"] + out.score_columns(mine.schema, step.sid)
+            rej = [_clean(r) for r in sample_rows(mine.select(cols), examples, seed).to_pylist()]
+            parts.append(f"<details open><summary>rejected examples ({mine.num_rows:,})</summary>")
+            parts.append(_examples(rej, "id", "text") + "</details>")
+        keep_cols = [id_col, text_col] + [
+            c for r in kept_rows[:1] for c in r if out.owner(c) == step.sid
+        ]
+        kept_view = [{k: r.get(k) for k in keep_cols} for r in kept_rows]
+        parts.append("<details><summary>kept examples</summary>")
+        parts.append(_examples(kept_view, id_col, text_col) + "</details></section>")
+
+    clusters = cluster_sizes(out)
+    if clusters:
+        parts.append("<h2 id='dedup'>Duplicate clusters</h2>")
+        for sid, sizes in clusters.items():
+            parts.append(f"<h3>{html.escape(sid)}</h3>")
+            if sizes:
+                parts.append(_bars_svg(sizes, "cluster size (documents)"))
+            parts.append(
+                _table(["cluster size", "clusters"], [[k, v] for k, v in sizes.items()], {0, 1})
+            )
+    parts.append("</body></html>")
+    return "\n".join(parts)

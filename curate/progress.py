@@ -6,8 +6,10 @@ import sys
 import time
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
 
 class RunProgress:
@@ -24,6 +26,8 @@ class RunProgress:
         self.docs = 0
         self.drops: dict[str, int] = {}
         self._progress: Progress | None = None
+        self._live: Live | None = None
+        self._drops_line = Text("")
         self._task: Any = None
         self._label = ""
         self._last_log = 0.0
@@ -36,16 +40,19 @@ class RunProgress:
                     TextColumn("[bold]{task.description}"),
                     BarColumn(),
                     MofNCompleteColumn(),
+                    TextColumn("units"),
                     TextColumn("{task.fields[rate]}"),
                     TimeRemainingColumn(),
-                    TextColumn("{task.fields[drops]}"),
                     console=self.console,
-                    transient=False,
                 )
-                self._progress.start()
-            self._task = self._progress.add_task(
-                label, total=total, completed=done, rate="", drops=""
-            )
+                # Drops per step get their own line: they outgrow a progress row quickly.
+                self._live = Live(
+                    Group(self._progress, self._drops_line),
+                    console=self.console,
+                    refresh_per_second=4,
+                )
+                self._live.start()
+            self._task = self._progress.add_task(label, total=total, completed=done, rate="")
         elif self.mode == "plain":
             print(f"[curate] {label}: {done}/{total} units already done", file=sys.stderr)
 
@@ -56,9 +63,10 @@ class RunProgress:
             self.drops[sid] = self.drops.get(sid, 0) + st.get("dropped", 0)
         elapsed = max(time.perf_counter() - self.started, 1e-9)
         rate = f"{self.docs / elapsed:,.0f} docs/s"
-        drops = " ".join(f"{k}:-{v}" for k, v in self.drops.items() if v)
+        drops = " ".join(f"{k} -{v:,}" for k, v in self.drops.items() if v)
         if self.mode == "live" and self._progress is not None:
-            self._progress.update(self._task, completed=done, rate=rate, drops=drops)
+            self._progress.update(self._task, completed=done, rate=rate)
+            self._drops_line.plain = f"dropped so far: {drops}" if drops else ""
         elif self.mode == "plain" and (time.perf_counter() - self._last_log > 2 or done == total):
             self._last_log = time.perf_counter()
             print(
@@ -73,6 +81,7 @@ class RunProgress:
             print(f"[curate] {text}", file=sys.stderr)
 
     def stop(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+        self._progress = None

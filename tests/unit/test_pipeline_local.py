@@ -182,3 +182,18 @@ def test_same_output_for_any_batch_of_units(small_corpus, tmp_path):
     kept_a = pq.read_table(a / "data").to_pylist()
     kept_b = pq.read_table(b / "data").to_pylist()
     assert kept_a == kept_b
+
+
+def test_jsonl_gz_input_runs_like_parquet(tmp_path):
+    import gzip
+    import json as _json
+
+    inp = tmp_path / "in"
+    inp.mkdir()
+    with gzip.open(inp / "a.jsonl.gz", "wt") as f:
+        for i in range(7):
+            f.write(_json.dumps({"id": f"j{i}", "text": words(3 + i)}) + "\n")
+    out = tmp_path / "out"
+    run(pipeline(inp, out, [{"use": WORDS, "params": {"min_words": 6}}]))
+    assert pq.read_table(out / "data")["id"].to_pylist() == ["j3", "j4", "j5", "j6"]
+    assert sorted(read_ids(out / "rejected")) == ["j0", "j1", "j2"]

@@ -8,29 +8,41 @@ insert in corpus order (first occurrence kept). Accuracy: removed documents vs t
 near_dup / exact_dup copies of ground_truth.parquet, order-free (see `accuracy`): half the copies
 precede their source, and either tool keeps whichever comes first.
 
-Run: python benchmarks/bench_minhash.py [--limit 20000] [--procs 2]
+End to end: the same step alone through `curate run` (embedded local Ray, `--workers`, default
+2) in a subprocess; docs/s over the wall time of the command, Python and Ray start included; peak
+RSS sampled every 0.2 s (psutil) of the driver, of the largest `_UnitActor` worker and of the
+largest other Ray worker (the shuffle tasks), all descendants of that command only.
+
+Run: python benchmarks/bench_minhash.py [--limit 20000] [--procs 2] [--workers 2] [--skip-e2e]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
+import os
 import resource
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _drive import write_sidecars  # noqa: E402
+from _scoring import accuracy, truth_clusters  # noqa: E402
 
 from curate_filters.minhash.normalize import NormParams, normalize  # noqa: E402
 from curate_filters.minhash.step import MinHashDedup, MinHashParams  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "bench_100k"
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / ".." / "shared" / "data" / "bench_100k"
 PARAMS = MinHashParams(num_perm=112, bands=14, rows=8, ngram=5)
 
 
@@ -57,32 +69,6 @@ class TimedMap:
         return out
 
 
-def accuracy(removed: set[str], cluster_of: dict[str, str]) -> tuple[float, float, float]:
-    """Order-free scores: a truth cluster (a source and its copies) of size k should lose k - 1
-    documents, whichever they are; a removal outside any cluster or beyond k - 1 is wrong."""
-    sizes: dict[str, int] = {}
-    for c in cluster_of.values():
-        sizes[c] = sizes.get(c, 0) + 1
-    hits: dict[str, int] = {}
-    for doc in removed:
-        if doc in cluster_of:
-            hits[cluster_of[doc]] = hits.get(cluster_of[doc], 0) + 1
-    tp = sum(min(h, sizes[c] - 1) for c, h in hits.items())
-    expected = sum(k - 1 for k in sizes.values())
-    p = tp / len(removed) if removed else 1.0
-    r = tp / expected if expected else 1.0
-    return p, r, 2 * p * r / (p + r) if p + r else 0.0
-
-
-def truth_clusters(gt: dict, subset: set[str] | None = None) -> dict[str, str]:
-    """Document id -> its source id, for sources with copies (within `subset` if given)."""
-    out = {}
-    for doc, kind, source in zip(gt["id"], gt["kind"], gt["source_id"], strict=True):
-        if kind != "original" and (subset is None or (doc in subset and source in subset)):
-            out[doc] = out[source] = source
-    return out
-
-
 def run_curate(shards: list[Path], procs: int) -> tuple[dict[str, float], set[str]]:
     figures = {}
     with tempfile.TemporaryDirectory() as tmp, mp.get_context("spawn").Pool(procs) as pool:
@@ -106,6 +92,74 @@ def run_curate(shards: list[Path], procs: int) -> tuple[dict[str, float], set[st
     # Reaped workers only count once the pool has exited.
     figures["children_rss_mb"] = _rss_mb(resource.RUSAGE_CHILDREN)
     return figures, {x for v in ids.values() for x in v}
+
+
+def run_e2e(shards: list[Path], workers: int) -> dict:
+    """`curate run` of a minhash-only config in a subprocess; wall time and sampled peak RSS."""
+    import psutil
+    import yaml
+
+    with tempfile.TemporaryDirectory() as tmp:
+        conf = Path(tmp) / "minhash.yaml"
+        step = {"use": "minhash", "params": {"num_perm": 112, "bands": 14, "rows": 8, "ngram": 5}}
+        conf.write_text(
+            yaml.safe_dump(
+                {
+                    "input": {"path": [str(s) for s in shards], "id_column": "id"},
+                    "output": {"path": f"{tmp}/out"},
+                    "ray": {"workers": workers},
+                    "steps": [step],
+                }
+            )
+        )
+        peak = {"driver": 0, "actor": 0, "task": 0}
+        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+        cmd = [sys.executable, "-m", "curate.cli", "run", str(conf), "--quiet", "--overwrite"]
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+        stop = threading.Event()
+
+        def sample() -> None:
+            root = psutil.Process(proc.pid)
+            while not stop.is_set():
+                try:
+                    peak["driver"] = max(peak["driver"], root.memory_info().rss)
+                    children = root.children(recursive=True)
+                except psutil.NoSuchProcess:
+                    return
+                for child in children:
+                    try:
+                        cmdline = " ".join(child.cmdline())
+                        rss = child.memory_info().rss
+                    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                        continue
+                    if "_UnitActor" in cmdline:
+                        peak["actor"] = max(peak["actor"], rss)
+                    elif cmdline.startswith("ray::"):
+                        peak["task"] = max(peak["task"], rss)
+                stop.wait(0.2)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        _, err = proc.communicate()
+        seconds = time.perf_counter() - start
+        stop.set()
+        sampler.join()
+        if proc.returncode:
+            raise RuntimeError(f"curate run failed ({proc.returncode}):\n{err[-3000:]}")
+        stats = json.loads((Path(tmp) / "out" / "stats.json").read_text())
+        rejected = sorted((Path(tmp) / "out" / "rejected").glob("*.parquet"))
+        removed = set()
+        for f in rejected:
+            t = pq.read_table(f, columns=["id", "reason"])
+            removed |= set(t.filter(pc.equal(t["reason"], "minhash"))["id"].to_pylist())
+    return {
+        "seconds": seconds,
+        "docs": stats["total"]["documents"],
+        "removed": removed,
+        "decide_s": stats["steps"]["minhash"].get("decide_seconds"),
+        **{f"{k}_mb": v / 2**20 for k, v in peak.items()},
+    }
 
 
 def run_datasketch(shards: list[Path], limit: int, queue) -> None:
@@ -138,6 +192,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=20_000, help="documents given to datasketch")
     ap.add_argument("--procs", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=2, help="Ray workers of the end-to-end run")
+    ap.add_argument("--skip-e2e", action="store_true", help="only the per-stage figures")
     args = ap.parse_args()
     shards = sorted(DATA.glob("shard_*.parquet"))
     truth = pq.read_table(DATA / "ground_truth.parquet", columns=["id", "kind", "source_id"])
@@ -158,6 +214,21 @@ def main() -> None:
         f"largest worker {figures['children_rss_mb']:.0f} MB"
     )
     print(f"  removed {len(removed)}  precision {p:.4f}  recall {r:.4f}  F1 {f1:.4f}")
+
+    if not args.skip_e2e:
+        e2e = run_e2e(shards, args.workers)
+        ep, er, ef1 = accuracy(e2e["removed"], truth_clusters(gt))
+        print(f"curate run, minhash only, embedded Ray, {args.workers} workers (end to end)")
+        print(
+            f"  overall     {e2e['seconds']:7.2f} s  {e2e['docs'] / e2e['seconds']:>10,.0f} docs/s "
+            f"(incl. Python and Ray start; decide {e2e['decide_s']:.1f} s)"
+        )
+        print(
+            f"  peak RSS: driver {e2e['driver_mb']:.0f} MB, largest _UnitActor "
+            f"{e2e['actor_mb']:.0f} MB, largest shuffle task worker {e2e['task_mb']:.0f} MB"
+        )
+        print(f"  removed {len(e2e['removed'])}  precision {ep:.4f}  recall {er:.4f}  F1 {ef1:.4f}")
+        print(f"  same removals as the per-stage run: {e2e['removed'] == removed}")
 
     queue = mp.get_context("spawn").Queue()
     child = mp.get_context("spawn").Process(target=run_datasketch, args=(shards, args.limit, queue))

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -138,9 +137,12 @@ def calibrate(
         raise OutputError(f"{out.root}/data: column '{score_col}' has no finite values")
     # Rows the step's other conditions (languages, buckets, NaN) drop whatever the threshold.
     loosest = values[finite].min() if direction == "min" else values[finite].max()
-    eligible = np.asarray(
-        pc.fill_null(_build(cls, {**base, param: float(loosest)}, step).keep(scores), False)
-    ) & finite
+    eligible = (
+        np.asarray(
+            pc.fill_null(_build(cls, {**base, param: float(loosest)}, step).keep(scores), False)
+        )
+        & finite
+    )
     groups_of = (
         np.asarray(table.column(by).cast(pa.string()).fill_null("(null)").to_pylist(), object)
         if by
@@ -234,8 +236,6 @@ class GroupThreshold(Filter):
             None, description="Threshold for groups not listed; none keeps them."
         )
 
-    calibration: ClassVar[dict] = {}
-
     def score(self, batch: pa.Table) -> dict[str, pa.Array]:
         p = self.params
         for col in (p.score, p.by):
@@ -248,11 +248,12 @@ class GroupThreshold(Filter):
         found = vals.take(idx)
         if p.default is not None:
             found = pc.fill_null(found, p.default)
-        return {"threshold": found.cast(pa.float64())}
+        value = batch.column(p.score).cast(pa.float64()).combine_chunks()
+        return {"value": value, "threshold": found.cast(pa.float64())}
 
     def keep(self, scores: dict[str, pa.Array]) -> pa.BooleanArray:
-        raise NotImplementedError("GroupThreshold keeps by the score column; see keep_table")
-
-
-def _is_nan(v: float | None) -> bool:
-    return v is not None and isinstance(v, float) and math.isnan(v)
+        compare = pc.greater_equal if self.params.direction == "min" else pc.less_equal
+        passed = compare(scores["value"], scores["threshold"])
+        # No threshold for the group: kept; no score: dropped.
+        no_rule = pc.is_null(scores["threshold"])
+        return pc.fill_null(pc.or_(no_rule, pc.fill_null(passed, False)), False)

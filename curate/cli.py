@@ -34,6 +34,8 @@ for _module, _target in (
     ("curate.commands.train_lm", train_app),
     ("curate.commands.dedup", dedup_app),
     ("curate.commands.inspect", app),
+    ("curate.commands.calibrate", app),
+    ("curate.commands.check", app),
 ):
     try:
         importlib.import_module(_module).register(_target)
@@ -65,11 +67,12 @@ SetOption = Annotated[
 ]
 
 
-def _load(config_path: Path, overrides: list[str] | None):
+def _load(config_path: Path, overrides: list[str] | None, patches: list[Path] | None = None):
     from curate import config as cfg
+    from curate.patch import load as load_patched
 
     try:
-        return cfg.load(config_path, overrides or [])
+        return load_patched(config_path, patches or [], overrides or [])
     except cfg.ConfigError as exc:
         raise _fail(str(exc)) from None
 
@@ -92,6 +95,10 @@ def run(
         typer.Option(help="local (embedded, default), auto, or ray://host:port."),
     ] = None,
     set_: SetOption = None,
+    patch: Annotated[
+        list[Path] | None,
+        typer.Option(help="Config patch file, e.g. from curate calibrate (repeatable)."),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an output of another config.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no table.")] = False,
     progress: Annotated[str, typer.Option(help="auto, live or plain.")] = "auto",
@@ -108,7 +115,7 @@ def run(
         overrides.append(f"executor={executor}")
     if ray_address:
         overrides.append(f"ray.address={json.dumps(ray_address)}")
-    config = _load(config_path, overrides)
+    config = _load(config_path, overrides, patch)
     from curate import runner, stats
 
     try:

@@ -258,9 +258,9 @@ def _reusable_scores(
     reused = {}
     for step in steps:
         metrics = meta.get(step.sid)
-        if step.is_global or not metrics:
-            continue
-        if all(f"{step.sid}_{m}" in schema.names for m in metrics):
+        if metrics and all(f"{step.sid}_{m}" in schema.names for m in metrics):
+            # A global step already applied to this input (its survivors carry its columns)
+            # has nothing left to remove: it is skipped, see `run`.
             reused[step.sid] = {m: schema.field(f"{step.sid}_{m}").type for m in metrics}
     return config, reused
 
@@ -297,9 +297,13 @@ def run(
     wall = time.perf_counter()
     config = _resolve_paths(config)
     steps = bind_steps(config)
-    segments = plan_segments(steps)
     shards = io.discover(config.input.path, config.input.format)
     config, reused = _reusable_scores(config, shards, steps)
+    applied = [s.sid for s in steps if s.is_global and s.sid in reused]
+    steps = [s for s in steps if s.sid not in applied]
+    for sid in applied:
+        del reused[sid]
+    segments = plan_segments(steps)
     models = _models([s for s in steps if s.sid not in reused])
     _check_inputs(config, shards)
     units = io.plan_units(shards, config.input.unit_rows)
@@ -315,6 +319,8 @@ def run(
         else RayExecutor(config, steps, models, reused)
     )
     view = RunProgress(console, progress)
+    for sid in applied:
+        view.note(f"{sid}: already applied to this input (its columns are there); skipped")
     skipped = 0
     try:
         decision = None

@@ -313,9 +313,9 @@ def read_text(
 class TrainSettings:
     """fastText hyper-parameters curate exposes.
 
-    Sampling, splits and file order follow `seed` exactly. fastText itself is only reproducible
-    with threads=1, and even then fasttext-numpy2 0.10.4 was seen to vary between runs on small
-    training sets; more threads train faster but always vary.
+    Sampling, splits, file order and fastText's own initialisation follow `seed`, so with
+    threads=1 the same data and settings give a byte-identical model file. More threads train
+    faster but never reproducibly: fastText's threads update shared weights without locks.
     """
 
     epoch: int = 10
@@ -363,30 +363,17 @@ def fit(
             for i in order:
                 f.write(f"{LABEL_PREFIX}{labels[i]} {lines[i]}")
         try:
-            model = _train(ft, train_file, settings, attempts=5)
+            model = _train_once(ft, train_file, settings)
         except RuntimeError as e:
             if "NaN" not in str(e):
                 raise
+            # Training is deterministic: the same settings diverge again, so say what to change.
             raise FastTextError(
-                f"fastText training hit NaN (lr={settings.lr}, bucket={settings.bucket}); "
-                "it happens on small or repetitive training sets with few distinct words: "
-                "add data, lower --lr or raise --bucket"
+                f"fastText training diverged (NaN) with lr={settings.lr}: lower --lr"
             ) from e
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     model.save_model(output)
     return model
-
-
-def _train(ft: Any, train_file: str, settings: TrainSettings, attempts: int) -> Any:
-    # fasttext-numpy2 0.10.4 sometimes reports NaN on a run that succeeds when repeated with the
-    # same arguments (its single-thread training is not bit-reproducible either): retry a little.
-    for attempt in range(attempts):
-        try:
-            return _train_once(ft, train_file, settings)
-        except RuntimeError as e:
-            if "NaN" not in str(e) or attempt == attempts - 1:
-                raise
-    raise AssertionError("unreachable")
 
 
 def _train_once(ft: Any, train_file: str, settings: TrainSettings) -> Any:

@@ -128,3 +128,29 @@ class KillOnce(Filter):
 
     def keep(self, scores):
         return scores["ok"]
+
+
+from curate_filters.minhash.step import MinHashDedup, MinHashParams  # noqa: E402
+
+
+class PausedMinHash(MinHashDedup):
+    """`minhash` whose decide pauses once after a shuffle phase, so a test can kill the driver
+    inside the shuffle; the marker file, created when the pause starts, makes it pause once."""
+
+    class Params(MinHashParams):
+        marker: str = Field(description="File created when the pause starts; present: no pause.")
+        after: str = Field("scatter", description="Pause after this phase: scatter or gather.")
+        seconds: float = Field(60.0, description="Length of the pause.")
+
+    def decide(self, sidecars, parallel_map, workdir):
+        import os
+        import time
+
+        def paced(fn, items):
+            out = parallel_map(fn, items)
+            if fn.__name__ == self.params.after and not os.path.exists(self.params.marker):
+                open(self.params.marker, "w").close()
+                time.sleep(self.params.seconds)
+            return out
+
+        return super().decide(sidecars, paced, workdir)

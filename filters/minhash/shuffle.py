@@ -157,8 +157,7 @@ def bucket_dedup(
         for path in written:
             by_part.setdefault(path.rsplit("/", 2)[-2], []).append(path)
     gather_tasks = [
-        (sorted(files), f"{work}/edges/{part}.parquet")
-        for part, files in sorted(by_part.items())
+        (sorted(files), f"{work}/edges/{part}.parquet") for part, files in sorted(by_part.items())
     ]
     edge_files = parallel_map(gather, gather_tasks)
     edges = (

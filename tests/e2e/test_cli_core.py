@@ -94,7 +94,7 @@ def test_run_prints_the_funnel_and_writes_resolved_config(ray_session, tmp_path)
     assert result.exit_code == 0, result.output
     assert "curate funnel" in result.output and "dedup" in result.output
     resolved = yaml.safe_load((out / "run.yaml").read_text())
-    assert resolved["steps"][0]["params"] == {"min_words": 7}
+    assert resolved["steps"][0]["params"]["min_words"] == 7
 
 
 def test_killed_worker_is_retried_and_output_is_unchanged(ray_session, tmp_path):

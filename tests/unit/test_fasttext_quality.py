@@ -26,9 +26,6 @@ PROSE = (
     "scholars describe the treaty as a turning point for regional trade and culture"
 ).split()
 WEB = "click here login sign up cookie policy home menu share subscribe now cart free".split()
-# fastText reports NaN on tiny vocabularies: numbered variants give each class ~100 words.
-PROSE = [f"{word}{i}" for word in PROSE for i in range(8)]
-WEB = [f"{word}{i}" for word in WEB for i in range(8)]
 
 
 def make_docs(words: list[str], n: int, seed: int) -> list[str]:
@@ -218,25 +215,28 @@ def test_training_reports_held_out_metrics_and_writes_a_sidecar(model):
     assert side["sha256"] == ft.sha256_file(path)
 
 
-def test_training_retries_nan_then_says_what_to_change(data, tmp_path, monkeypatch):
-    calls = []
-
-    def nan(*args):
-        calls.append(1)
-        raise RuntimeError("Encountered NaN.")
-
-    monkeypatch.setattr(ft, "_train_once", nan)
-    with pytest.raises(ft.FastTextError, match="hit NaN.*lower --lr or raise --bucket"):
-        train_quality([data["pos"]], [data["neg"]], str(tmp_path / "nan.bin"))
-    assert len(calls) == 5
+def test_training_that_diverges_says_what_to_change(data, tmp_path):
+    out = tmp_path / "nan.bin"
+    settings = ft.TrainSettings(epoch=2, dim=8, lr=1000.0, bucket=100_000)
+    with pytest.raises(ft.FastTextError, match=r"diverged \(NaN\) with lr=1000.0: lower --lr"):
+        train_quality([data["pos"]], [data["neg"]], str(out), settings=settings)
+    assert not out.exists()
 
 
-def test_training_with_a_seed_samples_the_same_rows_and_scores_alike(data, tmp_path):
-    settings = ft.TrainSettings(epoch=5, dim=8, bucket=100_000, seed=3)
-    a = train_quality([data["pos"]], [data["neg"]], str(tmp_path / "a.bin"), settings=settings)
-    b = train_quality([data["pos"]], [data["neg"]], str(tmp_path / "b.bin"), settings=settings)
-    assert (a.n_train, a.n_holdout) == (b.n_train, b.n_holdout)
-    assert a.metrics["roc_auc"] == pytest.approx(b.metrics["roc_auc"], abs=0.1)
+@pytest.mark.parametrize("suffix", [".bin", ".ftz"])
+def test_one_thread_and_a_seed_give_a_byte_identical_model(data, tmp_path, suffix):
+    # Repeated in one process on purpose: reused heap memory is where a binding that reads
+    # uninitialised weights (fasttext-numpy2 0.10.4) gave a different model or NaN.
+    settings = ft.TrainSettings(epoch=5, dim=8, bucket=100_000, seed=3, threads=1, cutoff=500)
+    paths = [str(tmp_path / f"{name}{suffix}") for name in ("a", "b", "c", "other")]
+    reports = [
+        train_quality([data["pos"]], [data["neg"]], path, settings=settings) for path in paths[:3]
+    ]
+    other = ft.TrainSettings(**{**settings.to_dict(), "seed": 4})
+    train_quality([data["pos"]], [data["neg"]], paths[3], settings=other)
+    digests = [ft.sha256_file(path) for path in paths]
+    assert digests[0] == digests[1] == digests[2] != digests[3]
+    assert reports[0].metrics == reports[1].metrics == reports[2].metrics
 
 
 def test_ftz_output_is_quantized_and_small(data, tmp_path):

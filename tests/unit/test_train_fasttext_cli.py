@@ -17,9 +17,6 @@ from curate.commands.train_fasttext import register  # noqa: E402
 
 PROSE = "scholars describe the treaty as a turning point for regional trade and culture".split()
 WEB = "click here login sign up cookie policy home menu share subscribe now cart".split()
-# fastText reports NaN on tiny vocabularies: numbered variants give each class ~100 words.
-PROSE = [f"{word}{i}" for word in PROSE for i in range(8)]
-WEB = [f"{word}{i}" for word in WEB for i in range(8)]
 FAST = ["--epoch", "20", "--dim", "8", "--bucket", "100000"]
 
 

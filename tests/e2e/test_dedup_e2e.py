@@ -9,9 +9,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -99,11 +101,11 @@ def kept_ids(out: Path) -> set[str]:
 
 
 # ----------------------------------------------------------------------------- the ledger
-def check_dedup_ledger(out: Path, sid: str, later: set[str] = frozenset()) -> dict[str, str]:
+def check_dedup_ledger(out: Path, sid: str, later: Collection[str] = ()) -> dict[str, str]:
     """The rows `sid` dropped name their survivor's user id and cluster size; every survivor
     (kept, or dropped by a later step) carries the same size. Returns {dropped: survivor}."""
     data, rejected = table_of(out / "data"), table_of(out / "rejected")
-    dropped = rejected.filter(pa.compute.equal(rejected["reason"], sid)).to_pylist()
+    dropped = rejected.filter(pc.equal(rejected["reason"], sid)).to_pylist()
     passed = data.to_pylist() + [
         r for r in rejected.to_pylist() if r["reason"] in later
     ]  # rows the step let through
@@ -140,7 +142,7 @@ def test_minhash_between_steps_drops_near_duplicates_into_the_ledger(ray_session
     reasons = set(rejected["reason"].to_pylist())
     assert {"words", "mh", "long"} <= reasons
     # Rows dropped before the global step never reach it: no minhash columns on them.
-    early = rejected.filter(pa.compute.equal(rejected["reason"], "words"))
+    early = rejected.filter(pc.equal(rejected["reason"], "words"))
     assert early.column("mh_cluster_size").null_count == early.num_rows
 
 
@@ -251,6 +253,7 @@ def test_driver_killed_mid_shuffle_resumes_to_identical_output(ray_session, tmp_
     proc.wait()
     work = out / "_global" / "mh" / "work"
     assert list((work / "buckets").rglob("*.parquet"))  # killed inside the shuffle
+    assert bool(list(work.glob("edges/*.parquet"))) == (phase == "gather")
     assert not (out / "_global" / "mh" / "decision.parquet").exists()
     result = invoke("run", str(conf), "--quiet")  # resumes; the marker makes it not pause
     assert result.exit_code == 0, result.output

@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=4096)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-pipeline", action="store_true", help="skip the curate run part")
     parser.add_argument("--model", default=str(ROOT / "examples/quickstart/models/quality.ftz"))
     args = parser.parse_args()
 
@@ -69,6 +70,50 @@ def main() -> None:
     print(f"plain loop of model.predict(line), pre-normalised:        {n / loop_s:,.0f} docs/s")
     print(f"ratio curate / loop: {loop_s / curate_s:.2f}  (goal >= 0.9)")
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
+    if not args.no_pipeline:
+        in_pipeline(table, args.model, n / loop_s)
+
+
+def in_pipeline(table: pa.Table, model: str, loop_rate: float) -> None:
+    """The step inside `curate run`: in process and on Ray (2 workers), same documents."""
+    import tempfile
+
+    from curate import config as cfg
+    from curate import runner
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ids = pa.array([f"d{i}" for i in range(table.num_rows)])
+        full = table.append_column("id", ids)
+        quarter = -(-full.num_rows // 4)
+        Path(tmp, "in").mkdir()
+        for i in range(4):
+            pq.write_table(full.slice(i * quarter, quarter), Path(tmp, "in", f"s{i}.parquet"))
+        for executor, workers in (("local", 1), ("ray", 2)):
+            config = cfg.load(
+                base={
+                    "input": {"path": str(Path(tmp, "in")), "id_column": "id"},
+                    "output": {"path": str(Path(tmp, f"out-{executor}"))},
+                    "executor": executor,
+                    "ray": {"workers": workers},
+                    "steps": [
+                        {
+                            "use": "fasttext_quality",
+                            "id": "quality",
+                            "params": {"model": model, "label": "hq", "min_prob": 0.5},
+                        }
+                    ],
+                }
+            )
+            start = time.perf_counter()
+            result = runner.run(config, overwrite=True, progress="quiet")
+            wall = time.perf_counter() - start
+            step_s = result.stats["steps"]["quality"]["seconds"]
+            n = result.stats["total"]["documents"]
+            print(
+                f"curate run, {executor} executor, {workers} worker(s): {n / wall:,.0f} docs/s "
+                f"end to end (I/O, Ray start included); the step itself {n / step_s:,.0f} "
+                f"docs/s per worker = {n / step_s / loop_rate:.2f} of the plain loop"
+            )
 
 
 if __name__ == "__main__":

@@ -164,7 +164,7 @@ def main() -> None:
     args = ap.parse_args()
     if not DATA.exists():
         sys.exit(f"{DATA} is not present")
-    import datatrove
+    from importlib.metadata import version
 
     truth = pq.read_table(DATA / "ground_truth.parquet", columns=["id", "kind", "source_id"])
     n_docs = truth.num_rows
@@ -176,7 +176,7 @@ def main() -> None:
         removed = removed_ids(Path(tmp) / "removed")
     p, r, f1 = accuracy(removed, truth_clusters(truth.to_pydict()))
     print(
-        f"datatrove {datatrove.__version__} 4-stage MinHash 14x8, word 5-grams (spaCy en), "
+        f"datatrove {version('datatrove')} 4-stage MinHash 14x8, word 5-grams (spaCy en), "
         f"{n_docs} docs, {args.tasks} tasks / {args.workers} workers"
     )
     for stage, s in seconds.items():

@@ -34,6 +34,7 @@ for _module, _target in (
     ("curate.commands.train_lm", train_app),
     ("curate.commands.dedup", dedup_app),
     ("curate.commands.inspect", app),
+    ("curate.commands.plan", app),
     ("curate.commands.calibrate", app),
     ("curate.commands.check", app),
 ):

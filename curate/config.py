@@ -58,6 +58,15 @@ class RayConfig(_Strict):
     workers: int | None = Field(None, gt=0, description="Actors processing units; default: CPUs.")
 
 
+class StorageConfig(_Strict):
+    s3_endpoint_url: str | None = Field(
+        None,
+        description="S3-compatible endpoint (http://host:port); default: AWS_ENDPOINT_URL or "
+        "AWS. Credentials come from the standard AWS_* variables, never from the config.",
+    )
+    s3_region: str | None = Field(None, description="S3 region; default: AWS_DEFAULT_REGION.")
+
+
 class StepConfig(_Strict):
     use: str = Field(description="Plugin name (see `curate filters list`) or 'module:Class'.")
     id: str | None = Field(
@@ -82,6 +91,7 @@ class PipelineConfig(_Strict):
     input: InputConfig
     output: OutputConfig
     ray: RayConfig = Field(default_factory=RayConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
     executor: Literal["ray", "local"] = Field("ray", description="ray, or local (in-process).")
     steps: list[StepConfig] = Field(default_factory=list)
 
@@ -103,7 +113,9 @@ class PipelineConfig(_Strict):
 
     def fingerprint(self) -> str:
         """Hash of what decides the output (not how it is executed): guards resume."""
-        ident = self.model_dump(mode="json", exclude={"ray": True, "executor": True})
+        ident = self.model_dump(
+            mode="json", exclude={"ray": True, "executor": True, "storage": True}
+        )
         ident["output"].pop("keep_intermediate", None)
         return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 

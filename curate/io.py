@@ -54,11 +54,35 @@ class WorkUnit:
         return f"{self.shard.relpath} row groups {self.row_groups[0]}-{self.row_groups[-1]}"
 
 
+_S3_OPTIONS: dict[str, str] = {}
+
+
+def configure_storage(endpoint_url: str | None = None, region: str | None = None) -> None:
+    """S3 settings from the config (else the standard AWS_* environment variables apply)."""
+    _S3_OPTIONS.clear()
+    # Also exported: plugins that open s3:// URIs with pyarrow directly see the same store.
+    if endpoint_url:
+        scheme, _, host = endpoint_url.rpartition("://")
+        _S3_OPTIONS.update(endpoint_override=host.rstrip("/"), scheme=scheme or "https")
+        os.environ["AWS_ENDPOINT_URL"] = endpoint_url
+    if region:
+        _S3_OPTIONS["region"] = region
+        os.environ["AWS_DEFAULT_REGION"] = region
+
+
 def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     """The pyarrow filesystem and path for a local path or a URI."""
+    if uri.startswith("s3://") and _S3_OPTIONS:
+        return pafs.S3FileSystem(**_S3_OPTIONS), uri[len("s3://") :]
     if "://" in uri:
         return pafs.FileSystem.from_uri(uri)
     return pafs.LocalFileSystem(), os.path.abspath(uri)
+
+
+def is_object_store(fs: pafs.FileSystem) -> bool:
+    """Stores without rename (a move is a copy): objects appear whole when written, so files are
+    written in place and a unit is published by its manifest alone."""
+    return fs.type_name in ("s3", "gcs")
 
 
 def _format_of(path: str, wanted: str) -> str | None:
@@ -166,7 +190,10 @@ def plan_units(shards: list[Shard], unit_rows: int) -> list[WorkUnit]:
 def unit_schema(unit: WorkUnit) -> pa.Schema | None:
     """The schema of a unit's rows as read (None for JSONL: known after the first batch)."""
     if unit.shard.format == "parquet":
-        return _open_parquet(unit.shard.uri).schema_arrow
+        try:
+            return _open_parquet(unit.shard.uri).schema_arrow
+        except (pa.ArrowInvalid, OSError) as exc:  # e.g. a shard that went bad mid-run
+            raise InputError(f"{unit.describe()}: cannot read: {exc}") from exc
     return None
 
 
@@ -221,12 +248,17 @@ class AtomicParquetWriter:
     def __init__(self, uri: str, schema: pa.Schema, compression: str = "zstd") -> None:
         self.fs, self.path = filesystem(uri)
         parent = os.path.dirname(self.path)
-        self.fs.create_dir(parent, recursive=True)
-        self.tmp = os.path.join(parent, f".{os.path.basename(self.path)}.{uuid.uuid4().hex}.tmp")
+        self.direct = is_object_store(self.fs)
+        if self.direct:  # no rename on object stores: the manifest written last publishes
+            self.tmp = self.path
+        else:
+            self.fs.create_dir(parent, recursive=True)
+            self.tmp = os.path.join(
+                parent, f".{os.path.basename(self.path)}.{uuid.uuid4().hex}.tmp"
+            )
         self.schema = schema
-        self._writer = pq.ParquetWriter(
-            self.fs.open_output_stream(self.tmp), schema, compression=compression
-        )
+        self._sink = self.fs.open_output_stream(self.tmp)
+        self._writer = pq.ParquetWriter(self._sink, schema, compression=compression)
 
     def write(self, table: pa.Table) -> None:
         if table.num_rows:
@@ -236,26 +268,37 @@ class AtomicParquetWriter:
 
     def commit(self) -> None:
         self._writer.close()
-        self.fs.move(self.tmp, self.path)
+        self._sink.close()  # an object store completes the upload here
+        if not self.direct:
+            self.fs.move(self.tmp, self.path)
 
     def abort(self) -> None:
         try:
             self._writer.close()
+            self._sink.close()
         finally:
             self.fs.delete_file(self.tmp)
 
 
 def write_json_atomic(uri: str, data: object) -> None:
     fs, path = filesystem(uri)
+    if is_object_store(fs):  # a PUT is atomic: the object appears whole or not at all
+        with fs.open_output_stream(path) as out:
+            out.write(json.dumps(data, indent=2).encode())
+        return
     fs.create_dir(os.path.dirname(path), recursive=True)
     tmp = f"{path}.{uuid.uuid4().hex}.tmp"
     with fs.open_output_stream(tmp) as out:
-        out.write(json.dumps(data, indent=2, sort_keys=True).encode())
+        out.write(json.dumps(data, indent=2).encode())
     fs.move(tmp, path)
 
 
 def write_text_atomic(uri: str, text: str) -> None:
     fs, path = filesystem(uri)
+    if is_object_store(fs):  # a PUT is atomic: the object appears whole or not at all
+        with fs.open_output_stream(path) as out:
+            out.write(text.encode())
+        return
     fs.create_dir(os.path.dirname(path), recursive=True)
     tmp = f"{path}.{uuid.uuid4().hex}.tmp"
     with fs.open_output_stream(tmp) as out:

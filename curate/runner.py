@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -93,12 +94,13 @@ class LocalExecutor:
 class _UnitActor:
     """One Ray worker: sets up every step once, then processes the units it is handed."""
 
-    def __init__(
-        self, config: PipelineConfig, steps: list[BoundStep], shipped: dict, reused: dict
-    ) -> None:
+    def __init__(self, config: PipelineConfig, packed: bytes, shipped: dict, reused: dict) -> None:
         self.error: str | None = None
         try:
             import ray
+
+            io.configure_storage(config.storage.s3_endpoint_url, config.storage.s3_region)
+            steps = _unpack_steps(packed, config)
 
             from curate.models import materialise
 
@@ -113,7 +115,9 @@ class _UnitActor:
             self.processor.setup()
         except Exception as exc:  # reported by ready(): a raising __init__ would be restarted
             self.error = (
-                f"{type(exc).__name__}: {exc}" if not isinstance(exc, StepError) else str(exc)
+                str(exc)
+                if isinstance(exc, StepError | RunError)
+                else f"{type(exc).__name__}: {exc}"
             )
 
     def ready(self) -> str | None:
@@ -123,7 +127,29 @@ class _UnitActor:
         return self.processor.process(seg, unit, decision)
 
 
-def _call(fn: Callable[..., Any], item: Any) -> Any:
+def _unpack_steps(packed: bytes, config: PipelineConfig) -> list[BoundStep]:
+    """The steps, unpickled here so that a plugin this worker lacks is named, not a crash."""
+    from ray import cloudpickle
+
+    try:
+        return cloudpickle.loads(packed)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or "?"
+        sids = [
+            s.step_id
+            for s in config.steps
+            if s.use.split(":")[0].split(".")[0] == missing.split(".")[0]
+        ]
+        which = f"step '{sids[0]}' ({missing})" if sids else f"module '{missing}'"
+        raise RunError(
+            f"{which} cannot be imported on a Ray worker ({socket.gethostname()}): install "
+            "the plugin's package on every node, or ship it with the job: ray job submit "
+            "--working-dir DIR, or a runtime_env with py_modules or pip"
+        ) from exc
+
+
+def _call(fn: Callable[..., Any], item: Any, storage: tuple[str | None, str | None]) -> Any:
+    io.configure_storage(*storage)
     return fn(item)
 
 
@@ -167,10 +193,18 @@ class RayExecutor:
         workers = config.ray.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         cpus = max((s.cls.resources.cpus for s in steps), default=1.0)
         gpus = max((s.cls.resources.gpus for s in steps), default=0.0)
+        # SPREAD: one actor a node before doubling up, so a cluster's nodes all take units.
         actor_cls = ray.remote(_UnitActor).options(
-            num_cpus=cpus, num_gpus=gpus, max_restarts=-1, max_task_retries=3
+            num_cpus=cpus,
+            num_gpus=gpus,
+            max_restarts=-1,
+            max_task_retries=3,
+            scheduling_strategy="SPREAD",
         )
-        self.actors = [actor_cls.remote(config, steps, shipped, reused) for _ in range(workers)]
+        packed = ray.put(ray.cloudpickle.dumps(steps))
+        # Held for the run: an actor restarted after its node died needs its arguments again.
+        self._pinned = (packed, shipped)
+        self.actors = [actor_cls.remote(config, packed, shipped, reused) for _ in range(workers)]
         errors = [e for e in ray.get([a.ready.remote() for a in self.actors]) if e]
         if errors:
             self.close()
@@ -179,6 +213,7 @@ class RayExecutor:
         # CPU reservation (else they would wait forever) and are throttled to `workers` at once.
         self._call = ray.remote(num_cpus=0, max_retries=3)(_call)
         self.workers = workers
+        self.storage = (config.storage.s3_endpoint_url, config.storage.s3_region)
 
     def _single_node(self) -> bool:
         return len([n for n in self.ray.nodes() if n.get("Alive")]) <= 1
@@ -210,7 +245,7 @@ class RayExecutor:
         for item in items:
             if len(refs) >= self.workers:
                 ray.wait(refs, num_returns=len(refs) - self.workers + 1)
-            refs.append(self._call.remote(fn_ref, item))
+            refs.append(self._call.remote(fn_ref, item, self.storage))
         return ray.get(refs)
 
     def close(self) -> None:
@@ -295,6 +330,7 @@ def run(
     """Run a pipeline to completion, resuming what a previous run of the same config finished."""
     console = console or Console(stderr=True)
     wall = time.perf_counter()
+    io.configure_storage(config.storage.s3_endpoint_url, config.storage.s3_region)
     config = _resolve_paths(config)
     steps = bind_steps(config)
     shards = io.discover(config.input.path, config.input.format)
@@ -335,6 +371,12 @@ def run(
             for summary in executor.run_units(seg.index, todo, decision):
                 done += 1
                 view.update(summary, done, len(units))
+    except OSError as exc:  # disk full, no access, a store gone: the unit was not published
+        cause = getattr(exc, "cause", exc)
+        raise RunError(
+            f"cannot write the output under {config.output.path}: {cause}; the units finished "
+            "so far are kept: fix it (e.g. free space) and rerun the same command to resume"
+        ) from None
     finally:
         view.stop()
         executor.close()

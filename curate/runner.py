@@ -201,9 +201,11 @@ class RayExecutor:
             max_task_retries=3,
             scheduling_strategy="SPREAD",
         )
-        packed = ray.put(ray.cloudpickle.dumps(steps))
-        # Held for the run: an actor restarted after its node died needs its arguments again.
-        self._pinned = (packed, shipped)
+        # The steps travel inline (a few KB): an argument in the object store could be gone when
+        # an actor restarts after its node died (Ray issue #53727). The shipped models are too big
+        # for that, so the driver holds their refs for the whole run.
+        packed = ray.cloudpickle.dumps(steps)
+        self._pinned = shipped
         self.actors = [actor_cls.remote(config, packed, shipped, reused) for _ in range(workers)]
         errors = [e for e in ray.get([a.ready.remote() for a in self.actors]) if e]
         if errors:

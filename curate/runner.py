@@ -356,6 +356,7 @@ def run(
         if config.executor == "local"
         else RayExecutor(config, steps, models, reused)
     )
+    startup = time.perf_counter() - wall  # Ray start and every step's setup()
     view = RunProgress(console, progress)
     for sid in applied:
         view.note(f"{sid}: already applied to this input (its columns are there); skipped")
@@ -385,7 +386,7 @@ def run(
     if not config.output.keep_intermediate and len(segments) > 1:
         for seg in segments[:-1]:
             io.clear(io.join(layout.root, "_segments", f"s{seg.index}"))
-    merged = _write_stats(config, steps, layout, time.perf_counter() - wall)
+    merged = _write_stats(config, steps, layout, time.perf_counter() - wall, startup)
     return RunResult(config.output.path, merged, skipped)
 
 
@@ -431,7 +432,7 @@ def _decide(
 
 
 def _write_stats(
-    config: PipelineConfig, steps: list[BoundStep], layout: Layout, wall: float
+    config: PipelineConfig, steps: list[BoundStep], layout: Layout, wall: float, startup: float
 ) -> dict[str, Any]:
     decide = {
         s.sid: io.read_json(layout.decision_stats(s.sid))
@@ -439,5 +440,6 @@ def _write_stats(
         if s.is_global and io.exists(layout.decision_stats(s.sid))
     }
     merged = stats.merge(stats.read_manifests(layout.root), [s.sid for s in steps], decide, wall)
+    merged["total"]["startup_seconds"] = round(startup, 3)
     io.write_json_atomic(io.join(layout.root, "stats.json"), merged)
     return merged

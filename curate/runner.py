@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 from rich.console import Console
 
@@ -100,6 +101,10 @@ class _UnitActor:
             import ray
 
             io.configure_storage(config.storage.s3_endpoint_url, config.storage.s3_region)
+            # Arrow's compute pool follows the CPUs Ray reserved for this actor, not the node's:
+            # N actors on N cores must not each start N threads.
+            cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
+            pa.set_cpu_count(max(1, int(round(cpus))))
             steps = _unpack_steps(packed, config)
 
             from curate.models import materialise

@@ -281,19 +281,11 @@ class AtomicParquetWriter:
 
 
 def write_json_atomic(uri: str, data: object) -> None:
-    fs, path = filesystem(uri)
-    if is_object_store(fs):  # a PUT is atomic: the object appears whole or not at all
-        with fs.open_output_stream(path) as out:
-            out.write(json.dumps(data, indent=2).encode())
-        return
-    fs.create_dir(os.path.dirname(path), recursive=True)
-    tmp = f"{path}.{uuid.uuid4().hex}.tmp"
-    with fs.open_output_stream(tmp) as out:
-        out.write(json.dumps(data, indent=2).encode())
-    fs.move(tmp, path)
+    write_text_atomic(uri, json.dumps(data, indent=2))
 
 
 def write_text_atomic(uri: str, text: str) -> None:
+    """Publish a small file whole: temp name + rename locally, one PUT on an object store."""
     fs, path = filesystem(uri)
     if is_object_store(fs):  # a PUT is atomic: the object appears whole or not at all
         with fs.open_output_stream(path) as out:

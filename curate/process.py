@@ -289,6 +289,32 @@ class UnitProcessor:
             )
         return pa.table(cols, schema=schema)
 
+    def _score_and_keep(
+        self,
+        step: BoundStep,
+        table: pa.Table,
+        empty: pa.Table,
+        types: dict[str, pa.DataType],
+        unit: io.WorkUnit,
+    ) -> tuple[dict[str, pa.Array], pa.Array]:
+        """A filter's new score columns and keep mask for one batch (stored scores are reused)."""
+        instance = self.instances[step.sid]
+        reused = step.sid in self.reused
+        try:
+            if reused:
+                prefix = len(step.sid) + 1
+                scores = {c[prefix:]: table.column(c).combine_chunks() for c in types}
+            else:
+                raw = instance.score(table if table.num_rows else empty)
+                scores = {k: _as_array(v) for k, v in raw.items()}
+            keep = _as_array(instance.keep(scores)) if table.num_rows else pa.array([], pa.bool_())
+        except Exception as exc:
+            what = "could not re-apply its thresholds to the stored scores" if reused else "failed"
+            raise StepError(
+                f"step '{step.sid}' {what} on {unit.describe()}: {type(exc).__name__}: {exc}"
+            ) from exc
+        return ({} if reused else scores), keep
+
     def _apply_decision(
         self, step: BoundStep, table: pa.Table, decision: pa.Table
     ) -> tuple[dict[str, pa.Array], np.ndarray]:
@@ -437,40 +463,11 @@ class UnitProcessor:
             st = stats[step.sid]
             st["in"] += table.num_rows
             types = self._score_types(step, empty)
-            reused = step.sid in self.reused
             if step is seg.apply:
                 raw, drop_np = self._apply_decision(step, table, decision)
                 keep = pa.array(~drop_np)
-            elif reused:
-                prefix = len(step.sid) + 1
-                raw = {c[prefix:]: table.column(c).combine_chunks() for c in types}
-                try:
-                    keep = (
-                        _as_array(self.instances[step.sid].keep(raw))
-                        if table.num_rows
-                        else pa.array([], pa.bool_())
-                    )
-                except Exception as exc:
-                    raise StepError(
-                        f"step '{step.sid}' could not re-apply its thresholds to the stored "
-                        f"scores on {unit.describe()}: {type(exc).__name__}: {exc}"
-                    ) from exc
-                raw = {}
             else:
-                instance = self.instances[step.sid]
-                try:
-                    raw = instance.score(table) if table.num_rows else instance.score(empty)
-                    raw = {k: _as_array(v) for k, v in raw.items()}
-                    keep = (
-                        _as_array(instance.keep(raw))
-                        if table.num_rows
-                        else pa.array([], pa.bool_())
-                    )
-                except Exception as exc:
-                    raise StepError(
-                        f"step '{step.sid}' failed on {unit.describe()}: "
-                        f"{type(exc).__name__}: {exc}"
-                    ) from exc
+                raw, keep = self._score_and_keep(step, table, empty, types, unit)
             for name, arr in raw.items():
                 col = f"{step.sid}_{name}"
                 if col not in types:

@@ -78,6 +78,19 @@ class StepConfig(_Strict):
     mode: Literal["filter", "annotate"] = Field(
         "filter", description="annotate: write the scores, drop nothing."
     )
+    resources: dict[str, float] | None = Field(
+        None,
+        description="Override the plugin's declared resources per worker, e.g. {gpus: 1} for a "
+        "small LM on a GPU: keys cpus, gpus.",
+    )
+
+    @field_validator("resources")
+    @classmethod
+    def _known_resources(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        unknown = set(value or {}) - {"cpus", "gpus"}
+        if unknown:
+            raise ValueError(f"unknown resource {', '.join(sorted(unknown))} (use cpus, gpus)")
+        return value
 
     @property
     def step_id(self) -> str:

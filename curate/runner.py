@@ -153,6 +153,11 @@ def _unpack_steps(packed: bytes, config: PipelineConfig) -> list[BoundStep]:
         ) from exc
 
 
+def _resource(step: BoundStep, name: str) -> float:
+    override = step.config.resources or {}
+    return float(override.get(name, getattr(step.cls.resources, name)))
+
+
 def _call(fn: Callable[..., Any], item: Any, storage: tuple[str | None, str | None]) -> Any:
     io.configure_storage(*storage)
     return fn(item)
@@ -196,8 +201,9 @@ class RayExecutor:
                     for name, info in fields.items()
                 }
         workers = config.ray.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        cpus = max((s.cls.resources.cpus for s in steps), default=1.0)
-        gpus = max((s.cls.resources.gpus for s in steps), default=0.0)
+        # Each actor runs every step, so it reserves the most any step needs.
+        cpus = max((_resource(s, "cpus") for s in steps), default=1.0)
+        gpus = max((_resource(s, "gpus") for s in steps), default=0.0)
         # SPREAD: one actor a node before doubling up, so a cluster's nodes all take units.
         actor_cls = ray.remote(_UnitActor).options(
             num_cpus=cpus,

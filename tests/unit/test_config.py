@@ -104,3 +104,13 @@ def test_fingerprint_ignores_how_the_run_executes(tmp_path):
     b = load(write(tmp_path, YAML), ["ray.workers=7", "executor=local"])
     c = load(write(tmp_path, YAML), ["steps.words.params.min_words=11"])
     assert a.fingerprint() == b.fingerprint() != c.fingerprint()
+
+
+def test_step_resources_override_is_checked(tmp_path):
+    from curate.runner import _resource
+
+    cfg_ = load(write(tmp_path, YAML), ["steps.words.resources={gpus: 1}"])
+    step = bind_steps(cfg_)[0]
+    assert _resource(step, "gpus") == 1.0 and _resource(step, "cpus") == 1.0
+    with pytest.raises(ConfigError, match="unknown resource tpus"):
+        load(write(tmp_path, YAML), ["steps.words.resources={tpus: 1}"])

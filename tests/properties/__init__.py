@@ -1,0 +1,1 @@
+"""Property tests (hypothesis) of ids, accounting, MinHash and components."""

@@ -204,6 +204,15 @@ class RayExecutor:
         # Each actor runs every step, so it reserves the most any step needs.
         cpus = max((_resource(s, "cpus") for s in steps), default=1.0)
         gpus = max((_resource(s, "gpus") for s in steps), default=0.0)
+        have = ray.cluster_resources()
+        for name, each in (("CPU", cpus), ("GPU", gpus)):
+            if each and workers * each > have.get(name, 0):
+                self.close()
+                raise RunError(
+                    f"{workers} workers x {each:g} {name} each need {workers * each:g} {name}s but "
+                    f"the Ray cluster has {have.get(name, 0):g}: lower --workers, or the steps' "
+                    "resources, or add nodes (the actors would wait forever)"
+                )
         # SPREAD: one actor a node before doubling up, so a cluster's nodes all take units.
         actor_cls = ray.remote(_UnitActor).options(
             num_cpus=cpus,

@@ -211,3 +211,12 @@ def test_filters_list_show_and_config_show(tmp_path):
     resolved = invoke("config", "show", str(conf), "--set", "steps.dedup.mode=annotate")
     assert resolved.exit_code == 0
     assert yaml.safe_load(resolved.output)["steps"][1]["mode"] == "annotate"
+
+
+def test_more_workers_than_the_cluster_has_is_refused_not_hung(ray_session, tmp_path):
+    conf = config_file(tmp_path, corpus(tmp_path), STEPS)
+    result = invoke("run", str(conf), "--workers", "3")
+    assert result.exit_code == 2
+    assert "3 workers x 1 CPU each need 3 CPUs but the Ray cluster has 2" in " ".join(
+        result.output.split()
+    )

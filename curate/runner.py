@@ -33,6 +33,9 @@ class RunError(RuntimeError):
     """The run cannot start or continue; the message says why and what to do."""
 
 
+USER_ERRORS = (RunError, StepError, io.InputError, ConfigError, OSError)
+
+
 @dataclass
 class RunResult:
     output: str
@@ -258,6 +261,11 @@ class RayExecutor:
                 try:
                     yield ray.get(ref)
                 except ray.exceptions.RayTaskError as exc:
+                    # A user-facing error (bad input, a failing step) is re-raised as itself, so
+                    # the CLI prints its sentence and not the worker's traceback.
+                    cause = getattr(exc, "cause", None)
+                    if isinstance(cause, USER_ERRORS):
+                        raise cause from None
                     raise exc.as_instanceof_cause() from None
 
     def parallel_map(self, fn: Callable[..., Any], items: Iterable[Any]) -> list[Any]:

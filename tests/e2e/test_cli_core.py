@@ -220,3 +220,23 @@ def test_more_workers_than_the_cluster_has_is_refused_not_hung(ray_session, tmp_
     assert "3 workers x 1 CPU each need 3 CPUs but the Ray cluster has 2" in " ".join(
         result.output.split()
     )
+
+
+def test_an_error_inside_a_ray_worker_is_one_sentence_not_a_traceback(ray_session, tmp_path):
+    inp = tmp_path / "in"
+    inp.mkdir()
+    (inp / "a.jsonl").write_text('{"id": "a", "body": "hello world"}\n')
+    conf = tmp_path / "p.yaml"
+    conf.write_text(
+        yaml.safe_dump(
+            {
+                "input": {"path": str(inp), "id_column": "id"},
+                "output": {"path": str(tmp_path / "out")},
+                "steps": [{"use": "tests.doubles:MinWords"}],
+            }
+        )
+    )
+    result = invoke("run", str(conf))
+    assert result.exit_code == 2
+    assert "a.jsonl: no text column 'text' (columns: id, body)" in " ".join(result.output.split())
+    assert "Traceback" not in result.output and "process.py" not in result.output

@@ -129,8 +129,14 @@ def _expand(pattern: str, wanted: str) -> list[tuple[str, str]]:
     return [(scheme + path, os.path.dirname(path))]
 
 
-def discover(paths: str | list[str], wanted_format: str = "auto") -> list[Shard]:
-    """Every input shard, sorted by name, with Parquet footers read (a corrupt one fails here)."""
+def discover(
+    paths: str | list[str], wanted_format: str = "auto", exclude: str | None = None
+) -> list[Shard]:
+    """Every input shard, sorted by name, with Parquet footers read (a corrupt one fails here).
+
+    Files under `exclude` (the run's output folder) are skipped, so an output written inside the
+    input folder is never read back as input.
+    """
     patterns = [paths] if isinstance(paths, str) else list(paths)
     found: list[tuple[str, str]] = []
     for pattern in patterns:
@@ -140,8 +146,9 @@ def discover(paths: str | list[str], wanted_format: str = "auto") -> list[Shard]
         found.extend(matches)
     seen: set[str] = set()
     shards = []
+    skip = exclude.rstrip("/") + "/" if exclude else None
     for uri, base in found:
-        if uri in seen:
+        if uri in seen or (skip and uri.startswith(skip)):
             continue
         seen.add(uri)
         fmt = _format_of(uri, wanted_format)

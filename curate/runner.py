@@ -363,7 +363,7 @@ def run(
     io.configure_storage(config.storage.s3_endpoint_url, config.storage.s3_region)
     config = _resolve_paths(config)
     steps = bind_steps(config)
-    shards = io.discover(config.input.path, config.input.format)
+    shards = io.discover(config.input.path, config.input.format, config.output.path)
     config, reused = _reusable_scores(config, shards, steps)
     applied = [s.sid for s in steps if s.is_global and s.sid in reused]
     steps = [s for s in steps if s.sid not in applied]

@@ -197,3 +197,11 @@ def test_jsonl_gz_input_runs_like_parquet(tmp_path):
     run(pipeline(inp, out, [{"use": WORDS, "params": {"min_words": 6}}]))
     assert pq.read_table(out / "data")["id"].to_pylist() == ["j3", "j4", "j5", "j6"]
     assert sorted(read_ids(out / "rejected")) == ["j0", "j1", "j2"]
+
+
+def test_an_output_inside_the_input_folder_is_not_read_back(small_corpus, tmp_path):
+    out = small_corpus / "curated"
+    steps = [{"use": WORDS, "params": {"min_words": 5}}]
+    first = run(pipeline(small_corpus, out, steps))
+    again = run(pipeline(small_corpus, out, steps))
+    assert again.stats["total"]["documents"] == first.stats["total"]["documents"] == 16

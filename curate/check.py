@@ -134,7 +134,7 @@ def read_expectations(path: str | Path) -> Expectations:
 # ----------------------------------------------------------------------------- sampling and run
 def sample_input(config: Any, n: int | None, seed: int, dest: Path) -> tuple[Path, int]:
     """A seeded sample of n input rows (all when n is None or larger), as one Parquet file."""
-    shards = io.discover(config.input.path, config.input.format)
+    shards = io.discover(config.input.path, config.input.format, config.output.path)
     tables: dict[int, pa.Table] = {}
     counts = []
     for shard in shards:

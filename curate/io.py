@@ -146,6 +146,8 @@ def discover(
         found.extend(matches)
     seen: set[str] = set()
     shards = []
+    if exclude and "://" not in exclude:
+        exclude = os.path.abspath(exclude)
     skip = exclude.rstrip("/") + "/" if exclude else None
     for uri, base in found:
         if uri in seen or (skip and uri.startswith(skip)):

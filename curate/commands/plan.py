@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
         try:
             config = cfg.load(config_path, set_ or [])
             steps = bind_steps(config)
-            shards = io.discover(config.input.path, config.input.format)
+            shards = io.discover(config.input.path, config.input.format, config.output.path)
         except (cfg.ConfigError, io.InputError) as exc:
             Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
             raise typer.Exit(2) from None

@@ -31,10 +31,9 @@ class _ModelPathMarker:
 ModelPath = Annotated[str, _ModelPathMarker()]
 
 
-class Filter:
-    """A pure function of a batch: `score` gives one value per row, `keep` thresholds the scores.
+class Step:
+    """What every step has: validated params, resource hints, a text column, a `setup` hook.
 
-    The runner names score columns `<step id>_<metric>`, so a filter returns bare metric names.
     `__init__` must stay cheap and picklable; load models in `setup`.
     """
 
@@ -51,6 +50,13 @@ class Filter:
     def text(self, batch: pa.Table) -> pa.ChunkedArray:
         """The text column of a batch, as configured for the pipeline."""
         return batch.column(self.text_column)
+
+
+class Filter(Step):
+    """A pure function of a batch: `score` gives one value per row, `keep` thresholds the scores.
+
+    The runner names score columns `<step id>_<metric>`, so a filter returns bare metric names.
+    """
 
     def score(self, batch: pa.Table) -> dict[str, pa.Array]:
         raise NotImplementedError
@@ -81,7 +87,7 @@ class RowFilter(Filter):
 ParallelMap = Callable[[Callable[..., Any], Iterable[Any]], list[Any]]
 
 
-class GlobalStep:
+class GlobalStep(Step):
     """A step that must see the whole corpus before it can decide (dedup).
 
     It splits the pipeline into segments. In the segment before it, `signature` runs on workers
@@ -95,19 +101,7 @@ class GlobalStep:
     except columns listed in `defaults`, which take that value.
     """
 
-    Params: ClassVar[type[BaseModel]] = Params
-    resources: ClassVar[Resources] = Resources()
     defaults: ClassVar[dict[str, Any]] = {}
-
-    def __init__(self, params: BaseModel | None = None, text_column: str = "text") -> None:
-        self.params = params if params is not None else self.Params()
-        self.text_column = text_column
-
-    def setup(self) -> None:
-        """Prepare per-worker state for `signature`."""
-
-    def text(self, batch: pa.Table) -> pa.ChunkedArray:
-        return batch.column(self.text_column)
 
     def signature(self, batch: pa.Table, row_ids: pa.Int64Array, ids: pa.Array) -> pa.Table:
         """Sidecar rows for this batch; `row_ids` are dense int64 ids, `ids` the user's ids."""

@@ -218,7 +218,12 @@ def read_unit(unit: WorkUnit, batch_size: int) -> Iterator[pa.RecordBatch]:
         fs, path = filesystem(uri)
         compression = "gzip" if path.endswith(".gz") else None
         stream = fs.open_input_stream(path, compression=compression)
-        reader = pajson.open_json(stream, read_options=pajson.ReadOptions(block_size=1 << 24))
+        try:
+            reader = pajson.open_json(stream, read_options=pajson.ReadOptions(block_size=1 << 24))
+        except pa.ArrowInvalid as exc:
+            if "Empty JSON stream" in str(exc):  # an empty file is an empty shard, not an error
+                return
+            raise
         pending: list[pa.RecordBatch] = []
         rows = 0
         for batch in reader:

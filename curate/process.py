@@ -378,8 +378,11 @@ class UnitProcessor:
                 None,
                 0,
             )
-            batches = io.read_unit(src, self.config.input.batch_size)
-            empty_schema = io.unit_schema(src)
+            if io.exists(src.shard.uri):
+                batches = io.read_unit(src, self.config.input.batch_size)
+                empty_schema = io.unit_schema(src)
+            else:  # an input with no rows and no schema (an empty JSONL file) left no file
+                batches, empty_schema = iter(()), None
         first_row = unit.first_row
         try:
             seen_any = False

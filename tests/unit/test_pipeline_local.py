@@ -205,3 +205,14 @@ def test_an_output_inside_the_input_folder_is_not_read_back(small_corpus, tmp_pa
     first = run(pipeline(small_corpus, out, steps))
     again = run(pipeline(small_corpus, out, steps))
     assert again.stats["total"]["documents"] == first.stats["total"]["documents"] == 16
+
+
+def test_an_empty_jsonl_shard_passes_through_a_global_step(tmp_path):
+    inp = tmp_path / "in"
+    inp.mkdir()
+    (inp / "a.jsonl").write_text("")
+    (inp / "b.jsonl").write_text('{"id": "x", "text": "one two three"}\n')
+    out = tmp_path / "out"
+    result = run(pipeline(inp, out, [{"use": DEDUP, "id": "dedup"}]))
+    assert result.stats["total"]["documents"] == 1
+    assert pq.read_table(out / "data")["id"].to_pylist() == ["x"]

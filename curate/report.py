@@ -416,7 +416,7 @@ body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
 h1{font-size:1.5em}h2{margin-top:1.6em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
 td,th{border:1px solid #ddd;padding:3px 6px;vertical-align:top}
-td.n{text-align:right}.grid{display:flex;flex-wrap:wrap;gap:8px}
+td.n{text-align:right}td.doc{min-width:28em}td.scores{white-space:pre-line;font-size:85%}.grid{display:flex;flex-wrap:wrap;gap:8px}
 .doc{max-width:640px}details{margin:.4em 0}.muted{color:#777}
 """
 
@@ -426,14 +426,19 @@ def _table(header: list[str], rows: list[list[Any]], numeric: set[int] = frozens
     body = "".join(
         "<tr>"
         + "".join(
-            f'<td class="{"n" if i in numeric else "doc" if header[i] == "text" else ""}">'
-            f"{html.escape(_fmt(v))}</td>"
+            f'<td class="{_cell_class(header[i], i in numeric)}">{html.escape(_fmt(v))}</td>'
             for i, v in enumerate(row)
         )
         + "</tr>"
         for row in rows
     )
     return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _cell_class(column: str, numeric: bool) -> str:
+    if numeric:
+        return "n"
+    return {"text": "doc", "scores": "scores"}.get(column, "")
 
 
 def _fmt(value: Any) -> str:
@@ -448,10 +453,20 @@ def _examples(rows: list[dict[str, Any]], id_col: str, text_col: str) -> str:
     if not rows:
         return '<p class="muted">none</p>'
     header = list(rows[0])
+    text_keys = {text_col, "text"}
+    lead = [k for k in header if k in text_keys or k in (id_col, "id", "reason")]
+    scores = [k for k in header if k not in lead]
+    scores.sort(key=lambda k: not k.endswith("_rule"))  # why it was dropped comes first
+    if len(scores) <= 3:  # a few scores read best as columns
+        shown = [[shorten(r[k], 400) if k in text_keys else r[k] for k in header] for r in rows]
+        return _table(header, shown)
+    # Many scores (heuristic rules) as one "name = value" cell, so the text keeps its width.
     shown = [
-        [shorten(r[k], 400) if k in (text_col, "text") else r[k] for k in header] for r in rows
+        [shorten(r[k], 400) if k in text_keys else r[k] for k in lead]
+        + ["\n".join(f"{k} = {_fmt(r[k])}" for k in scores if r[k] is not None)]
+        for r in rows
     ]
-    return _table(header, shown)
+    return _table([*lead, "scores"], shown)
 
 
 def render_html(out: Output, examples: int = 5, seed: int = 0) -> str:

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 
 from curate import plugins
-from curate.filter import Filter
+from curate.filter import Filter, RowFilter
 from curate.testing import check_filter_contract
 from tests.conftest import REPO
 
@@ -41,3 +41,21 @@ class Untyped(Filter):
 def test_contract_catches_an_untyped_empty_batch():
     with pytest.raises(AssertionError, match="untyped for an empty batch"):
         check_filter_contract(Untyped)
+
+
+class CountVowels(RowFilter):
+    """A per-document plugin written the slow, simple way."""
+
+    schema = {"vowels": pa.int32()}
+
+    def score_text(self, text):
+        return {"vowels": sum(ch in "aeiou" for ch in text.lower())}
+
+    def keep(self, scores):
+        return pa.compute.greater(scores["vowels"], 0)
+
+
+def test_row_filter_helper_keeps_the_contract():
+    check_filter_contract(CountVowels)
+    scored = CountVowels().score(pa.table({"text": ["banana", "xyz"]}))
+    assert scored["vowels"].to_pylist() == [3, 0]

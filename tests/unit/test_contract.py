@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from curate import plugins
@@ -52,7 +53,7 @@ class CountVowels(RowFilter):
         return {"vowels": sum(ch in "aeiou" for ch in text.lower())}
 
     def keep(self, scores):
-        return pa.compute.greater(scores["vowels"], 0)
+        return pc.greater(scores["vowels"], 0)
 
 
 def test_row_filter_helper_keeps_the_contract():

@@ -106,8 +106,13 @@ class _UnitActor:
             io.configure_storage(config.storage.s3_endpoint_url, config.storage.s3_region)
             # Arrow's compute pool follows the CPUs Ray reserved for this actor, not the node's:
             # N actors on N cores must not each start N threads.
-            cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
-            pa.set_cpu_count(max(1, int(round(cpus))))
+            cpus = max(
+                1, int(round(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
+            )
+            pa.set_cpu_count(cpus)
+            # Likewise for libraries steps import in setup() (torch, numpy's BLAS).
+            for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+                os.environ.setdefault(var, str(cpus))
             steps = _unpack_steps(packed, config)
 
             from curate.models import materialise

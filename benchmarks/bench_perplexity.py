@@ -17,7 +17,6 @@ import argparse
 import resource
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -79,26 +78,9 @@ def bench_kenlm(model_path: str, texts: pa.Array, repeat: int) -> None:
 
 
 def tiny_gpt2(folder: Path, texts: list[str]) -> None:
-    import torch
-    import transformers
-    from tokenizers import Tokenizer, models, pre_tokenizers
+    from curate.testing import tiny_causal_lm
 
-    counts = Counter(w for t in texts for w in t.lower().split())
-    words = [w for w, _ in counts.most_common(8000)]
-    vocab = {w: i for i, w in enumerate(["<unk>", "<eos>", *words])}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="<unk>", bos_token="<eos>", eos_token="<eos>",
-        pad_token="<eos>",
-    )  # fmt: skip
-    torch.manual_seed(0)
-    config = transformers.GPT2Config(
-        vocab_size=len(vocab), n_layer=2, n_embd=64, n_head=2, n_positions=512,
-        bos_token_id=1, eos_token_id=1,
-    )  # fmt: skip
-    transformers.GPT2LMHeadModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    tiny_causal_lm(folder, texts, n_embd=64, n_positions=512, split_punctuation=False)
 
 
 def bench_hf(texts: pa.Array, n_docs: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -93,3 +94,44 @@ def check_filter_contract(
     assert pa.types.is_boolean(keep.type) and len(keep) == len(texts), (
         f"{name}.keep must return one boolean per row"
     )
+
+
+def tiny_causal_lm(
+    folder: str | Path,
+    texts: list[str],
+    *,
+    n_embd: int = 32,
+    n_positions: int = 64,
+    max_vocab: int = 8000,
+    split_punctuation: bool = True,
+) -> str:
+    """Save a 2-layer GPT-2 with random weights and a word-level tokenizer built from `texts`.
+
+    For tests and benchmarks of the `perplexity` step's hf backend: nothing is downloaded.
+    Needs torch, transformers and tokenizers (`pip install 'curate[torch]'`).
+    """
+    from collections import Counter
+
+    import torch
+    import transformers
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    counts = Counter(w for t in texts for w in t.lower().split())
+    words = [w for w, _ in counts.most_common(max_vocab)]
+    vocab = {w: i for i, w in enumerate(["<unk>", "<eos>", *words])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = (
+        pre_tokenizers.Whitespace() if split_punctuation else pre_tokenizers.WhitespaceSplit()
+    )
+    tokenizer = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="<unk>", bos_token="<eos>", eos_token="<eos>",
+        pad_token="<eos>",
+    )  # fmt: skip
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(
+        vocab_size=len(vocab), n_layer=2, n_embd=n_embd, n_head=2, n_positions=n_positions,
+        bos_token_id=1, eos_token_id=1,
+    )  # fmt: skip
+    transformers.GPT2LMHeadModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)

@@ -191,27 +191,11 @@ def test_missing_model_file_is_a_clear_error(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_gpt2(tmp_path_factory) -> str:
     """A 2-layer GPT-2 with random weights and a word-level tokenizer, saved locally."""
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    from tokenizers import Tokenizer, models, pre_tokenizers
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from curate.testing import tiny_causal_lm
 
-    words = sorted({w for s in CORPUS for w in s.split()})
-    vocab = {w: i for i, w in enumerate(["<unk>", "<eos>", *words])}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="<unk>", bos_token="<eos>", eos_token="<eos>",
-        pad_token="<eos>",
-    )  # fmt: skip
-    torch.manual_seed(0)
-    config = transformers.GPT2Config(
-        vocab_size=len(vocab), n_layer=2, n_embd=32, n_head=2, n_positions=64,
-        bos_token_id=1, eos_token_id=1,
-    )  # fmt: skip
-    folder = tmp_path_factory.mktemp("gpt2")
-    transformers.GPT2LMHeadModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
+    return tiny_causal_lm(tmp_path_factory.mktemp("gpt2"), CORPUS)
 
 
 def hf(folder: str, **params) -> Perplexity:

@@ -53,11 +53,12 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 def _user_errors() -> tuple[type[BaseException], ...]:
     from curate.config import ConfigError
     from curate.io import InputError
+    from curate.ownership import OwnershipError
     from curate.plugins import PluginError
     from curate.process import StepError
     from curate.runner import RunError
 
-    return (ConfigError, InputError, PluginError, StepError, RunError)
+    return (ConfigError, InputError, OwnershipError, PluginError, StepError, RunError)
 
 
 SetOption = Annotated[

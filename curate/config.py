@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -14,6 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 class ConfigError(ValueError):
     """A config problem a user can fix; the message names the file and field."""
+
+
+# A step id names folders (`_sidecar/<id>/`) and columns: never a path.
+STEP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
 class _Strict(BaseModel):
@@ -33,6 +38,11 @@ class InputConfig(_Strict):
         None,
         description="Column holding a unique document id; when unset, an id "
         "'<relative path>#<row>' is derived into the column `curate_id`.",
+    )
+    require_unique_ids: bool = Field(
+        False,
+        description="Refuse null or repeated ids in id_column (within a work unit) instead of "
+        "counting them in stats.json.",
     )
     batch_size: int = Field(2048, gt=0, description="Rows per record batch streamed through steps.")
     unit_rows: int = Field(
@@ -84,6 +94,16 @@ class StepConfig(_Strict):
         "small LM on a GPU: keys cpus, gpus.",
     )
 
+    @field_validator("id")
+    @classmethod
+    def _safe_id(cls, value: str | None) -> str | None:
+        if value is not None and not STEP_ID.fullmatch(value):
+            raise ValueError(
+                f"step id {value!r} must be letters, digits, '_' or '-' (it names files and "
+                "score columns)"
+            )
+        return value
+
     @field_validator("resources")
     @classmethod
     def _known_resources(cls, value: dict[str, float] | None) -> dict[str, float] | None:
@@ -118,6 +138,11 @@ class PipelineConfig(_Strict):
                 raise ValueError(
                     f"step {i} has id '{sid}' which another step already uses; "
                     "give it a unique `id`"
+                )
+            if not STEP_ID.fullmatch(sid):
+                raise ValueError(
+                    f"step {i} ('{step.use}') has no usable id; give it an `id` of letters, "
+                    "digits, '_' or '-'"
                 )
             if sid in RESERVED_REASONS:
                 raise ValueError(f"step {i}: id '{sid}' is reserved for input checks")

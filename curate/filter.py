@@ -39,6 +39,9 @@ class Step:
 
     Params: ClassVar[type[BaseModel]] = Params
     resources: ClassVar[Resources] = Resources()
+    # Params that only `keep` reads: a later run that changes only these re-thresholds the
+    # stored scores without re-scoring. Any other param change means the scores are redone.
+    threshold_params: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, params: BaseModel | None = None, text_column: str = "text") -> None:
         self.params = params if params is not None else self.Params()

@@ -35,6 +35,8 @@ class Shard:
     format: str  # parquet | jsonl
     num_rows: int | None  # known for Parquet
     row_group_rows: tuple[int, ...] = ()
+    size: int | None = None  # bytes and modification time: a changed file changes the plan
+    mtime_ns: int | None = None
 
 
 @dataclass(frozen=True)
@@ -144,22 +146,23 @@ def discover(
         if not matches:
             raise InputError(f"input path {pattern} matches no files")
         found.extend(matches)
-    seen: set[str] = set()
-    shards = []
+    first_base: dict[str, str] = {}
+    for uri, base in found:  # a file matched by two patterns is read once
+        first_base.setdefault(uri, base)
+    found = list(first_base.items())
     if exclude and "://" not in exclude:
         exclude = os.path.abspath(exclude)
     skip = exclude.rstrip("/") + "/" if exclude else None
-    for uri, base in found:
-        if uri in seen or (skip and uri.startswith(skip)):
-            continue
-        seen.add(uri)
+    found = [(u, b) for u, b in found if not (skip and u.startswith(skip))]
+    relpaths = _relative_names(found)
+    stats = _file_stats([u for u, _ in found])
+    shards = []
+    for (uri, _), relpath, (size, mtime_ns) in zip(found, relpaths, stats, strict=True):
         fmt = _format_of(uri, wanted_format)
         if fmt is None:
             raise InputError(
                 f"{uri}: unknown file type; use .parquet, .jsonl or .jsonl.gz, or set input.format"
             )
-        local = uri.split("://", 1)[1] if "://" in uri else uri
-        relpath = os.path.relpath(local, base) if base else os.path.basename(local)
         num_rows, groups = None, ()
         if fmt == "parquet":
             try:
@@ -168,8 +171,49 @@ def discover(
                 raise InputError(f"{uri}: not a readable Parquet file ({exc})") from exc
             groups = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
             num_rows = meta.num_rows
-        shards.append(Shard(len(shards), uri, relpath, fmt, num_rows, groups))
+        shards.append(Shard(len(shards), uri, relpath, fmt, num_rows, groups, size, mtime_ns))
     return shards
+
+
+def _local(uri: str) -> str:
+    return uri.split("://", 1)[1] if "://" in uri else uri
+
+
+def _relative_names(found: list[tuple[str, str]]) -> list[str]:
+    """Names for derived ids, unique across every input root.
+
+    One root: paths relative to it (as always). Several roots (`[crawl1/, crawl2/]`): relative
+    to their common folder, so `crawl1/part-0.parquet` and `crawl2/part-0.parquet` differ; where
+    that still collides (other schemes or buckets), the root's position prefixes the name.
+    """
+    bases = list(dict.fromkeys(b for _, b in found))
+    names = [os.path.relpath(_local(u), b) if b else os.path.basename(_local(u)) for u, b in found]
+    if len(bases) > 1:
+        schemes = {u.split("://", 1)[0] if "://" in u else "" for u, _ in found}
+        try:
+            common = os.path.commonpath([b for b in bases if b]) if len(schemes) == 1 else None
+        except ValueError:
+            common = None
+        if common is not None:
+            names = [os.path.relpath(_local(u), common) for u, _ in found]
+    if len(set(names)) < len(names):
+        index = {b: i for i, b in enumerate(bases)}
+        names = [f"{index[b]}/{n}" for (_, b), n in zip(found, names, strict=True)]
+    return names
+
+
+def _file_stats(uris: list[str]) -> list[tuple[int | None, int | None]]:
+    """Size and modification time of every input file, one listing call per filesystem."""
+    out: dict[str, tuple[int | None, int | None]] = {}
+    by_fs: dict[str, list[str]] = {}
+    for uri in uris:
+        by_fs.setdefault(uri.split("://", 1)[0] if "://" in uri else "", []).append(uri)
+    for group in by_fs.values():
+        fs, _ = filesystem(group[0])
+        infos = fs.get_file_info([filesystem(u)[1] for u in group])
+        for uri, info in zip(group, infos, strict=True):
+            out[uri] = (info.size, info.mtime_ns)
+    return [out[u] for u in uris]
 
 
 def _open_parquet(uri: str) -> pq.ParquetFile:
@@ -256,6 +300,23 @@ def join(root: str, *parts: str) -> str:
     return "/".join([root.rstrip("/"), *parts])
 
 
+def temporary_name(path: str) -> str:
+    """A temporary beside `path` that curate recognises as its own: `.NAME.curate-<hex>.tmp`."""
+    head, base = os.path.split(path)
+    return os.path.join(head, f".{base}.curate-{uuid.uuid4().hex}.tmp")
+
+
+def attempt_name(path: str) -> str:
+    """An attempt-unique key for an object store (no rename there): `part-00000.a<hex>.parquet`.
+
+    A failed attempt's objects never carry the final name, so readers trust only what a
+    manifest names, and an abort deletes only its own attempt's objects.
+    """
+    head, base = os.path.split(path)
+    stem, dot, ext = base.partition(".")
+    return os.path.join(head, f"{stem}.a{uuid.uuid4().hex[:12]}{dot}{ext}")
+
+
 class AtomicParquetWriter:
     """Writes a Parquet file under a temporary name; `commit` renames it into place."""
 
@@ -263,13 +324,14 @@ class AtomicParquetWriter:
         self.fs, self.path = filesystem(uri)
         parent = os.path.dirname(self.path)
         self.direct = is_object_store(self.fs)
+        scheme = uri.split("://", 1)[0] + "://" if "://" in uri else ""
         if self.direct:  # no rename on object stores: the manifest written last publishes
+            self.path = attempt_name(self.path)
             self.tmp = self.path
         else:
             self.fs.create_dir(parent, recursive=True)
-            self.tmp = os.path.join(
-                parent, f".{os.path.basename(self.path)}.{uuid.uuid4().hex}.tmp"
-            )
+            self.tmp = temporary_name(self.path)
+        self.uri = scheme + self.path  # where the file is once committed: manifests name it
         self.schema = schema
         self._sink = self.fs.open_output_stream(self.tmp)
         self._writer = pq.ParquetWriter(self._sink, schema, compression=compression)
@@ -306,7 +368,7 @@ def write_text_atomic(uri: str, text: str) -> None:
             out.write(text.encode())
         return
     fs.create_dir(os.path.dirname(path), recursive=True)
-    tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+    tmp = temporary_name(path)
     with fs.open_output_stream(tmp) as out:
         out.write(text.encode())
     fs.move(tmp, path)
@@ -337,18 +399,6 @@ def list_files(uri: str, suffix: str = "") -> list[str]:
         and i.path.endswith(suffix)
         and not os.path.basename(i.path).startswith(".")
     )
-
-
-def remove_temporaries(uri: str) -> int:
-    """Delete leftovers of killed writers (`.*.tmp`) below a folder; returns how many."""
-    fs, path = filesystem(uri)
-    if fs.get_file_info(path).type != pafs.FileType.Directory:
-        return 0
-    infos = fs.get_file_info(pafs.FileSelector(path, recursive=True))
-    stale = [i.path for i in infos if i.type == pafs.FileType.File and i.path.endswith(".tmp")]
-    for p in stale:
-        fs.delete_file(p)
-    return len(stale)
 
 
 def clear(uri: str) -> None:

@@ -33,6 +33,7 @@ class BoundStep:
     config: StepConfig
     cls: type
     params: BaseModel
+    score_key: str = ""  # what its scores depend on (curate.identity.score_key)
 
     @property
     def is_global(self) -> bool:
@@ -168,8 +169,14 @@ class UnitProcessor:
         config: PipelineConfig,
         steps: list[BoundStep],
         reused: dict[str, dict[str, pa.DataType]] | None = None,
+        run_key: str = "",
+        stale_columns: list[str] | None = None,
     ) -> None:
         self.config = config
+        self.run_key = run_key
+        # Score columns the input holds from a step whose params, model or code changed since:
+        # dropped on read and scored afresh, never reused.
+        self.stale_columns = list(stale_columns or [])
         # Steps whose score columns the input already holds: thresholds only, no model loaded.
         self.reused = {
             sid: {f"{sid}_{m}": t for m, t in metrics.items()}
@@ -209,13 +216,13 @@ class UnitProcessor:
     def _scores_metadata(self, schema: pa.Schema) -> bytes:
         """Which columns are which step's scores: lets a later run reuse them (score once)."""
         names = set(schema.names)
-        found: dict[str, list[str]] = {}
+        found: dict[str, dict[str, Any]] = {}
         for seg in self.segments:
             for step in seg.steps:
                 cols = self._types.get(step.sid) or self.reused.get(step.sid) or {}
                 metrics = [c[len(step.sid) + 1 :] for c in cols if c in names]
                 if metrics and len(metrics) == len(cols):
-                    found[step.sid] = metrics
+                    found[step.sid] = {"metrics": metrics, "key": step.score_key}
         previous = json.loads((schema.metadata or {}).get(SCORES_KEY, b"{}"))
         return json.dumps({**previous, **found}, sort_keys=True).encode()
 
@@ -247,6 +254,9 @@ class UnitProcessor:
         batch = batch.set_column(
             batch.schema.get_field_index(self.text_column), self.text_column, text
         )
+        stale = [c for c in self.stale_columns if c in batch.schema.names]
+        if stale:
+            batch = batch.drop_columns(stale)
         n = batch.num_rows
         if self.config.input.id_column is None:
             if io.DERIVED_ID in batch.schema.names:
@@ -366,24 +376,23 @@ class UnitProcessor:
             batches = io.read_unit(unit, self.config.input.batch_size)
             empty_schema = io.unit_schema(unit)
         else:
+            # The previous segment's file as its manifest names it (attempt-unique on stores).
+            previous = io.read_json(layout.manifest(seg_index - 1, unit.name))
+            uri = previous.get("files", {}).get("data")
             src = io.WorkUnit(
                 unit.index,
-                io.Shard(
-                    unit.shard.index,
-                    layout.segment(seg_index - 1, unit.name),
-                    unit.name,
-                    "parquet",
-                    None,
-                ),
+                io.Shard(unit.shard.index, uri or "", unit.name, "parquet", None),
                 None,
                 0,
             )
-            if io.exists(src.shard.uri):
+            if uri:
                 batches = io.read_unit(src, self.config.input.batch_size)
                 empty_schema = io.unit_schema(src)
             else:  # an input with no rows and no schema (an empty JSONL file) left no file
                 batches, empty_schema = iter(()), None
         first_row = unit.first_row
+        ids: list[pa.Array] = []
+        checks["_ids"] = ids
         try:
             seen_any = False
             for batch in batches:
@@ -412,6 +421,9 @@ class UnitProcessor:
                     checks,
                     writers,
                 )
+            checks.pop("_ids")
+            if seg_index == 0 and self.config.input.id_column is not None:
+                self._check_ids(unit, ids, checks)
             # Open writers even for empty units so every unit publishes the same set of files.
             for w in writers.values():
                 w.commit()
@@ -424,6 +436,8 @@ class UnitProcessor:
             raise
         summary = {
             "unit": unit.name,
+            "run": self.run_key,
+            "shard": [unit.shard.uri, unit.shard.size, unit.shard.mtime_ns],
             "source": unit.describe(),
             "segment": seg_index,
             "input": checks if seg_index == 0 else {"rows": checks["rows"]},
@@ -432,9 +446,25 @@ class UnitProcessor:
             "rejected": rejected_total,
             "seconds": round(time.perf_counter() - started, 4),
             "final": last,
+            # What this unit published: readers trust these names, not a folder listing.
+            "files": {kind: w.uri for kind, w in sorted(writers.items())},
         }
         io.write_json_atomic(layout.manifest(seg_index, unit.name), summary)
         return summary
+
+    def _check_ids(self, unit: io.WorkUnit, ids: list[pa.Array], checks: dict) -> None:
+        """Null and repeated user ids inside the unit: counted, or refused when asked."""
+        column = pa.chunked_array(ids) if ids else pa.chunked_array([], pa.string())
+        nulls = column.null_count
+        valid = len(column) - nulls
+        repeated = valid - (pc.count_distinct(column).as_py() if valid else 0)
+        checks["null_id"] = nulls
+        checks["duplicate_id"] = repeated
+        if (nulls or repeated) and self.config.input.require_unique_ids:
+            raise io.InputError(
+                f"{unit.describe()}: column '{self.id_column}' has {nulls} null and {repeated} "
+                "repeated ids (input.require_unique_ids is set); fix the ids, or unset it"
+            )
 
     def _process_batch(
         self,
@@ -453,6 +483,8 @@ class UnitProcessor:
         checks["rows"] += table.num_rows
         if seg.index == 0:
             table, reasons = self._prepare_input(table, unit, first_row)
+            if self.config.input.id_column is not None:  # every id, also of rejected rows
+                checks["_ids"].append(table.column(self.id_column).combine_chunks())
             bad = pc.is_valid(reasons)
             if pc.any(bad).as_py():
                 for reason in ("null_text", "empty_text", "invalid_utf8"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import socket
@@ -14,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from rich.console import Console
 
-from curate import io, stats
+from curate import identity, io, ownership, stats
 from curate.config import ConfigError, PipelineConfig, dump_yaml
 from curate.models import model_fields, pack, sha256_path
 from curate.process import (
@@ -33,7 +34,7 @@ class RunError(RuntimeError):
     """The run cannot start or continue; the message says why and what to do."""
 
 
-USER_ERRORS = (RunError, StepError, io.InputError, ConfigError, OSError)
+USER_ERRORS = (RunError, StepError, io.InputError, ConfigError, ownership.OwnershipError, OSError)
 
 
 @dataclass
@@ -78,8 +79,8 @@ def _models(steps: list[BoundStep]) -> dict[str, dict[str, dict[str, str]]]:
 class LocalExecutor:
     """Everything in this process: for tiny jobs, debugging and CI checks."""
 
-    def __init__(self, config: PipelineConfig, steps: list[BoundStep], reused: dict) -> None:
-        self.processor = UnitProcessor(config, steps, reused)
+    def __init__(self, config: PipelineConfig, steps: list[BoundStep], unit_args: dict) -> None:
+        self.processor = UnitProcessor(config, steps, **unit_args)
         self.processor.setup()
 
     def run_units(
@@ -98,7 +99,9 @@ class LocalExecutor:
 class _UnitActor:
     """One Ray worker: sets up every step once, then processes the units it is handed."""
 
-    def __init__(self, config: PipelineConfig, packed: bytes, shipped: dict, reused: dict) -> None:
+    def __init__(
+        self, config: PipelineConfig, packed: bytes, shipped: dict, unit_args: dict
+    ) -> None:
         self.error: str | None = None
         try:
             import ray
@@ -124,7 +127,7 @@ class _UnitActor:
                         files, digest, os.path.basename(getattr(step.params, name).rstrip("/"))
                     )
                     setattr(step.params, name, local)
-            self.processor = UnitProcessor(config, steps, reused)
+            self.processor = UnitProcessor(config, steps, **unit_args)
             self.processor.setup()
         except Exception as exc:  # reported by ready(): a raising __init__ would be restarted
             self.error = (
@@ -161,6 +164,14 @@ def _unpack_steps(packed: bytes, config: PipelineConfig) -> list[BoundStep]:
         ) from exc
 
 
+def machine_cpus() -> int:
+    """The CPUs this process may use (its affinity mask, not the host's core count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def _resource(step: BoundStep, name: str) -> float:
     override = step.config.resources or {}
     return float(override.get(name, getattr(step.cls.resources, name)))
@@ -179,7 +190,7 @@ class RayExecutor:
         config: PipelineConfig,
         steps: list[BoundStep],
         models: dict[str, dict[str, dict[str, str]]],
-        reused: dict,
+        unit_args: dict,
     ) -> None:
         import ray
 
@@ -188,11 +199,18 @@ class RayExecutor:
         self.owns_ray = not ray.is_initialized()
         if self.owns_ray:
             if address == "local":
+                cpus = machine_cpus()
+                if config.ray.workers and config.ray.workers > cpus:
+                    raise RunError(
+                        f"--workers {config.ray.workers}: this machine has {cpus} CPUs, so "
+                        f"embedded Ray runs at most {cpus} workers; use --workers {cpus} or "
+                        "fewer, or a Ray cluster (--ray-address)"
+                    )
                 os.environ.pop("RAY_ADDRESS", None)  # embedded means fresh, not a stale cluster
                 # Workers import ad-hoc `module:Class` steps from where the driver runs.
                 path = os.pathsep.join(p for p in (os.getcwd(), os.environ.get("PYTHONPATH")) if p)
                 ray.init(
-                    num_cpus=config.ray.workers or os.cpu_count(),
+                    num_cpus=cpus,  # never more than the machine has, whatever --workers says
                     include_dashboard=False,
                     log_to_driver=False,
                     configure_logging=False,
@@ -234,7 +252,7 @@ class RayExecutor:
         # for that, so the driver holds their refs for the whole run.
         packed = ray.cloudpickle.dumps(steps)
         self._pinned = shipped
-        self.actors = [actor_cls.remote(config, packed, shipped, reused) for _ in range(workers)]
+        self.actors = [actor_cls.remote(config, packed, shipped, unit_args) for _ in range(workers)]
         errors = [e for e in ray.get([a.ready.remote() for a in self.actors]) if e]
         if errors:
             self.close()
@@ -311,48 +329,219 @@ def _check_inputs(config: PipelineConfig, shards: list[io.Shard]) -> None:
             )
 
 
+@dataclass
+class Reuse:
+    """Score columns the input already holds (score once, threshold later), checked by key."""
+
+    reused: dict[str, dict[str, pa.DataType]]  # sid -> metric -> type: thresholds re-applied
+    stale: list[str]  # columns of steps whose key changed: dropped and scored afresh
+    notes: list[str]
+
+
 def _reusable_scores(
     config: PipelineConfig, shards: list[io.Shard], steps: list[BoundStep]
-) -> tuple[PipelineConfig, dict[str, dict[str, Any]]]:
-    """Steps whose scores a previous curate run already wrote into the input (score once,
-    threshold later): read from the first shard's schema metadata, so nothing is guessed."""
+) -> tuple[PipelineConfig, Reuse]:
+    """Steps whose scores a previous curate run wrote into the input, with the same code, params
+    and models (their score key): read from the first shard's schema metadata, nothing guessed."""
+    reuse = Reuse({}, [], [])
     if not shards or shards[0].format != "parquet":
-        return config, {}
+        return config, reuse
     schema = io.unit_schema(io.WorkUnit(0, shards[0], None, 0))
     meta = json.loads((schema.metadata or {}).get(SCORES_KEY, b"{}"))
     if not meta:
-        return config, {}
+        return config, reuse
     if config.input.id_column is None and io.DERIVED_ID in schema.names:
         config = config.model_copy(deep=True)
         config.input.id_column = io.DERIVED_ID  # the ids the first run derived
-    reused = {}
     for step in steps:
-        metrics = meta.get(step.sid)
-        if metrics and all(f"{step.sid}_{m}" in schema.names for m in metrics):
+        entry = meta.get(step.sid)
+        if not entry:
+            continue
+        metrics = entry.get("metrics", []) if isinstance(entry, dict) else list(entry)
+        columns = [f"{step.sid}_{m}" for m in metrics if f"{step.sid}_{m}" in schema.names]
+        if (
+            isinstance(entry, dict)
+            and entry.get("key") == step.score_key
+            and len(columns) == len(metrics)
+        ):
             # A global step already applied to this input (its survivors carry its columns)
             # has nothing left to remove: it is skipped, see `run`.
-            reused[step.sid] = {m: schema.field(f"{step.sid}_{m}").type for m in metrics}
-    return config, reused
-
-
-def _prepare_output(config: PipelineConfig, overwrite: bool, run_yaml: str) -> None:
-    root = config.output.path
-    run_file = io.join(root, "_manifest", "run.json")
-    fingerprint = config.fingerprint()
-    if overwrite:
-        io.clear(root)
-    elif io.exists(run_file):
-        previous = io.read_json(run_file)
-        if previous.get("fingerprint") != fingerprint:
-            raise RunError(
-                f"{root} holds the output of a different config; rerun with "
-                "--overwrite to replace it, or choose another --output"
+            reuse.reused[step.sid] = {m: schema.field(f"{step.sid}_{m}").type for m in metrics}
+        elif columns:
+            reuse.stale += columns
+            reuse.notes.append(
+                f"{step.sid}: the input's stored scores came from other params, model or code; "
+                "scoring afresh"
             )
-    elif io.exists(root) and io.list_files(io.join(root, "data")):
-        raise RunError(f"{root} already holds data from an unknown run; use --overwrite")
-    io.remove_temporaries(root)
+    return config, reuse
+
+
+def _check_workers(config: PipelineConfig) -> None:
+    """Embedded Ray never gets more CPUs than the machine has: refuse, before anything starts."""
+    wanted = config.ray.workers
+    if config.executor != "ray" or config.ray.address != "local" or not wanted:
+        return
+    import ray
+
+    if not ray.is_initialized() and wanted > machine_cpus():
+        cpus = machine_cpus()
+        raise RunError(
+            f"--workers {wanted}: this machine has {cpus} CPUs, so embedded Ray runs at most "
+            f"{cpus} workers; use --workers {cpus} or fewer, or a Ray cluster (--ray-address)"
+        )
+
+
+def _check_disjoint(config: PipelineConfig) -> None:
+    """The output may not be, contain, or sit inside any input path (nor match its glob)."""
+    out = _real(config.output.path)
+    paths = config.input.path if isinstance(config.input.path, list) else [config.input.path]
+    for raw in paths:
+        base = _glob_root(raw)
+        root = _real(base)
+        holds = root == out or root.startswith(out.rstrip("/") + "/")
+        if raw != base:  # a glob: would it match what curate writes?
+            pattern = root + raw[len(base) :]
+            written = [
+                out,
+                *(
+                    f"{out}/{d}/part-00000.{e}"
+                    for d in ("data", "rejected")
+                    for e in ("parquet", "jsonl", "jsonl.gz")
+                ),
+            ]
+            inside = any(fnmatch.fnmatch(p, pattern) for p in written)
+        else:
+            inside = out.startswith(root.rstrip("/") + "/")
+        if inside or holds:
+            where = "is" if out == root else ("contains" if holds else "is inside")
+            raise RunError(
+                f"output folder {config.output.path} {where} the input {raw}; curate never "
+                "writes where it reads: choose an --output outside the input"
+            )
+
+
+def _glob_root(path: str) -> str:
+    """The folder a glob starts from (the path itself when it has no wildcard)."""
+    scheme, sep, rest = path.rpartition("://")
+    cut = min((i for i in (rest.find("*"), rest.find("?"), rest.find("[")) if i >= 0), default=-1)
+    if cut >= 0:
+        rest = rest[:cut].rsplit("/", 1)[0] or "/"
+    return f"{scheme}{sep}{rest}"
+
+
+def _real(path: str) -> str:
+    return path.rstrip("/") if "://" in path else os.path.realpath(path)
+
+
+def _read_plan(root: str) -> dict | None:
+    uri = io.join(root, "_manifest", "plan.json")
+    try:
+        plan = io.read_json(uri) if io.exists(uri) else None
+    except (ValueError, OSError):
+        return None
+    return plan if isinstance(plan, dict) else None
+
+
+def trusted_manifests(root: str, plan: dict, seg: int | None = None) -> list[dict]:
+    """Unit manifests this run may build on: its run key, a planned unit, its shard unchanged."""
+    stamps = {
+        u["name"]: [plan["shards"][u["shard"]][k] for k in ("uri", "size", "mtime_ns")]
+        for u in plan["units"]
+    }
+    return [
+        m
+        for m in stats.read_manifests(root)
+        if m.get("run") == plan["run_key"]
+        and stamps.get(m.get("unit")) == m.get("shard")
+        and (seg is None or m.get("segment") == seg)
+    ]
+
+
+def _prepare_output(
+    config: PipelineConfig, plan: dict, overwrite: bool, run_yaml: str, notes: list[str]
+) -> None:
+    """Check the folder holds this plan's run (or nothing of any run); clear what curate may."""
+    root = config.output.path
+    previous = _read_plan(root)
+    legacy = io.exists(io.join(root, "_manifest", "run.json")) and previous is None
+    if overwrite:
+        removal = ownership.remove_owned(root)
+        if removal.removed:
+            notes.append(f"--overwrite: removed the {removal.removed} files curate wrote in {root}")
+        if removal.kept_foreign:
+            notes.append(
+                f"--overwrite kept {len(removal.kept_foreign)} files curate did not write: "
+                + ", ".join(removal.kept_foreign[:3])
+                + (" ..." if len(removal.kept_foreign) > 3 else "")
+            )
+    elif legacy:
+        raise RunError(
+            f"{root} holds the output of an older curate without a plan; rerun with --overwrite "
+            "to replace it, or choose another --output"
+        )
+    elif previous is not None and previous.get("run_key") != plan["run_key"]:
+        published = {
+            m["unit"] for m in stats.read_manifests(root) if m.get("run") == previous.get("run_key")
+        }
+        if published:
+            raise RunError(
+                f"{root} holds {len(published)} finished work units of a different run: "
+                + "; ".join(identity.changes(previous, plan))
+                + ". Rerun with --overwrite to replace it (curate deletes only the files it "
+                "wrote there), or choose another --output"
+            )
+        # Nothing of the earlier attempt was published (it failed before any unit finished):
+        # nothing can be mixed, so its leftovers go and the new plan takes its place.
+        ownership.remove_owned(root)
+    else:
+        _check_changed_shards(root, plan, previous, notes)
+    ownership.remove_stale_temporaries(root)
+    _remove_unpublished(root, plan)
+    io.write_json_atomic(io.join(root, "_manifest", "plan.json"), plan)
     io.write_text_atomic(io.join(root, "run.yaml"), run_yaml)
-    io.write_json_atomic(run_file, {"fingerprint": fingerprint})
+
+
+def _check_changed_shards(root: str, plan: dict, previous: dict | None, notes: list[str]) -> None:
+    """Same run, but a shard's size or time moved: fine before any of its units finished (it is
+    read afresh), refused after (its old rows are already in the output)."""
+    if previous is None:
+        return
+    before = {s["uri"]: s for s in previous.get("shards", [])}
+    changed = [
+        s["uri"]
+        for s in plan["shards"]
+        if s["uri"] in before
+        and (before[s["uri"]]["size"], before[s["uri"]]["mtime_ns"]) != (s["size"], s["mtime_ns"])
+    ]
+    if not changed:
+        return
+    written = {
+        m["shard"][0]
+        for m in stats.read_manifests(root)
+        if m.get("run") == plan["run_key"] and (m.get("shard") or [None])[0] in changed
+    }
+    if written:
+        raise RunError(
+            f"{root}: input file changed after some of its units were written: "
+            + ", ".join(sorted(written)[:3])
+            + ". Rerun with --overwrite to start again, or restore the file"
+        )
+    notes.append(
+        "input changed since the last attempt, before any of its units finished (read afresh): "
+        + ", ".join(sorted(changed)[:3])
+    )
+
+
+def _remove_unpublished(root: str, plan: dict) -> None:
+    """Files of units no trusted manifest names: what killed attempts left (on object stores,
+    their attempt-unique keys). The lease guarantees no live attempt writes them."""
+    named = {uri for m in trusted_manifests(root, plan) for uri in m.get("files", {}).values()}
+    fs, _ = io.filesystem(root)
+    scheme = root.split("://", 1)[0] + "://" if "://" in root else ""
+    for under in ("data/", "rejected/", "_segments/", "_sidecar/"):
+        for path in ownership.owned_files(root, under):
+            if scheme + path not in named:
+                fs.delete_file(path)
 
 
 def run(
@@ -362,35 +551,88 @@ def run(
     progress: str = "auto",
     console: Console | None = None,
 ) -> RunResult:
-    """Run a pipeline to completion, resuming what a previous run of the same config finished."""
+    """Run a pipeline to completion, resuming what a previous run of the same plan finished."""
     console = console or Console(stderr=True)
     wall = time.perf_counter()
     io.configure_storage(config.storage.s3_endpoint_url, config.storage.s3_region)
     config = _resolve_paths(config)
+    _check_disjoint(config)
     steps = bind_steps(config)
-    shards = io.discover(config.input.path, config.input.format, config.output.path)
-    config, reused = _reusable_scores(config, shards, steps)
+    shards = io.discover(config.input.path, config.input.format)
+    models = _models(steps)  # every model, reused or not: score keys include their sha256
+    for step in steps:
+        step.score_key = identity.score_key(step, models)
+    config, reuse = _reusable_scores(config, shards, steps)
+    reused = reuse.reused
     applied = [s.sid for s in steps if s.is_global and s.sid in reused]
     steps = [s for s in steps if s.sid not in applied]
     for sid in applied:
         del reused[sid]
     segments = plan_segments(steps)
-    models = _models([s for s in steps if s.sid not in reused])
     _check_inputs(config, shards)
     units = io.plan_units(shards, config.input.unit_rows)
+    plan = identity.build_plan(config, shards, units, steps, models)
     layout = Layout(config.output.path)
     resolved = {s.sid: s.params.model_dump(mode="json") for s in steps}
-    _prepare_output(
-        config, overwrite, dump_yaml(config, resolved, {"models": models} if models else None)
-    )
+    extra = {"models": models} if models else None
+    run_yaml = dump_yaml(config, resolved, {**(extra or {}), "plan": plan["digest"]})
+    _check_workers(config)
+    ownership.claim(config.output.path)
+    lease = ownership.Lease(config.output.path)
+    lease.acquire()
+    try:
+        return _run_owned(
+            config,
+            steps,
+            segments,
+            units,
+            plan,
+            reuse,
+            models,
+            applied,
+            layout,
+            overwrite=overwrite,
+            run_yaml=run_yaml,
+            lease=lease,
+            view=RunProgress(console, progress),
+            wall=wall,
+        )
+    finally:
+        lease.release()
+
+
+def _run_owned(
+    config: PipelineConfig,
+    steps: list[BoundStep],
+    segments: list,
+    units: list[io.WorkUnit],
+    plan: dict,
+    reuse: Reuse,
+    models: dict,
+    applied: list[str],
+    layout: Layout,
+    *,
+    overwrite: bool,
+    run_yaml: str,
+    lease: ownership.Lease,
+    view: RunProgress,
+    wall: float,
+) -> RunResult:
+    notes: list[str] = []
+    if lease.taken_over:
+        notes.append(f"took over the lease of a run that is gone ({lease.taken_over})")
+    _prepare_output(config, plan, overwrite, run_yaml, notes)
+    reused = {sid: t for sid, t in reuse.reused.items() if sid not in applied}
+    unit_args = {"reused": reused, "run_key": plan["run_key"], "stale_columns": reuse.stale}
     executor: LocalExecutor | RayExecutor
     executor = (
-        LocalExecutor(config, steps, reused)
+        LocalExecutor(config, steps, unit_args)
         if config.executor == "local"
-        else RayExecutor(config, steps, models, reused)
+        else RayExecutor(config, steps, {k: v for k, v in models.items()}, unit_args)
     )
     startup = time.perf_counter() - wall  # Ray start and every step's setup()
-    view = RunProgress(console, progress)
+    for text in notes + reuse.notes:
+        view.note(text)
     for sid in applied:
         view.note(f"{sid}: already applied to this input (its columns are there); skipped")
     skipped = 0
@@ -398,8 +640,9 @@ def run(
         decision = None
         for seg in segments:
             if seg.apply is not None:
-                decision = _decide(seg.apply, layout, units, executor, config, view)
-            todo = [u for u in units if not io.exists(layout.manifest(seg.index, u.name))]
+                decision = _decide(seg.apply, seg.index - 1, layout, executor, config, view, plan)
+            finished = {m["unit"] for m in trusted_manifests(layout.root, plan, seg.index)}
+            todo = [u for u in units if u.name not in finished]
             skipped += len(units) - len(todo)
             label = "filter" if len(segments) == 1 else f"segment {seg.index + 1}/{len(segments)}"
             view.start_segment(label, len(units), len(units) - len(todo))
@@ -418,61 +661,84 @@ def run(
         executor.close()
     if not config.output.keep_intermediate and len(segments) > 1:
         for seg in segments[:-1]:
-            io.clear(io.join(layout.root, "_segments", f"s{seg.index}"))
-    merged = _write_stats(config, steps, layout, time.perf_counter() - wall, startup)
+            ownership.remove_owned(layout.root, under=f"_segments/s{seg.index}/")
+    merged = _write_stats(config, steps, layout, time.perf_counter() - wall, startup, plan)
     return RunResult(config.output.path, merged, skipped)
 
 
 def _decide(
     step: BoundStep,
+    sidecar_segment: int,
     layout: Layout,
-    units: list[io.WorkUnit],
     executor: Any,
     config: PipelineConfig,
     view: RunProgress,
+    plan: dict,
 ) -> Any:
-    """The global step's decision, computed once over the sidecars and stored for resume."""
-    path = layout.decision(step.sid)
-    if not io.exists(path):
-        view.note(f"{step.sid}: deciding over {len(units)} sidecar files")
+    """The global step's decision, computed once over the sidecars and stored for resume.
+
+    `decide.json`, written after the decision file, commits it (and names it: on an object
+    store its key is attempt-unique); a decision of another plan is never reused.
+    """
+    record_uri = layout.decision_stats(step.sid)
+    record = io.read_json(record_uri) if io.exists(record_uri) else None
+    if not isinstance(record, dict) or record.get("run") != plan["run_key"]:
+        # The sidecars the previous segment's manifests name: never a listing of the folder.
+        sidecars = sorted(
+            m["files"]["sidecar"]
+            for m in trusted_manifests(layout.root, plan, sidecar_segment)
+            if "sidecar" in m.get("files", {})
+        )
+        view.note(f"{step.sid}: deciding over {len(sidecars)} sidecar files")
         t0 = time.perf_counter()
-        sidecars = [
-            layout.sidecar(step.sid, u.name)
-            for u in units
-            if io.exists(layout.sidecar(step.sid, u.name))
-        ]
         instance = step.build(config.input.text_column)
         workdir = layout.workdir(step.sid)
-        io.clear(workdir)
+        ownership.remove_owned(layout.root, under=f"_global/{step.sid}/")
         fs, local = io.filesystem(workdir)
         fs.create_dir(local, recursive=True)
         decision = instance.decide(sidecars, executor.parallel_map, workdir)
         decision = decision.sort_by("row_id")
-        writer = io.AtomicParquetWriter(path, decision.schema, config.output.compression)
+        writer = io.AtomicParquetWriter(
+            layout.decision(step.sid), decision.schema, config.output.compression
+        )
         writer.write(decision)
         writer.commit()
         dropped = int(decision.column("drop").to_numpy(zero_copy_only=False).sum())
-        io.write_json_atomic(
-            layout.decision_stats(step.sid),
-            {
-                "seconds": round(time.perf_counter() - t0, 3),
-                "decision_rows": decision.num_rows,
-                "to_drop": dropped,
-            },
-        )
-    fs, local = io.filesystem(path)
+        record = {
+            "run": plan["run_key"],
+            "decision": writer.uri,
+            "seconds": round(time.perf_counter() - t0, 3),
+            "decision_rows": decision.num_rows,
+            "to_drop": dropped,
+        }
+        io.write_json_atomic(record_uri, record)
+    fs, local = io.filesystem(record["decision"])
     return pq.read_table(fs.open_input_file(local))
 
 
 def _write_stats(
-    config: PipelineConfig, steps: list[BoundStep], layout: Layout, wall: float, startup: float
+    config: PipelineConfig,
+    steps: list[BoundStep],
+    layout: Layout,
+    wall: float,
+    startup: float,
+    plan: dict,
 ) -> dict[str, Any]:
     decide = {
         s.sid: io.read_json(layout.decision_stats(s.sid))
         for s in steps
         if s.is_global and io.exists(layout.decision_stats(s.sid))
     }
-    merged = stats.merge(stats.read_manifests(layout.root), [s.sid for s in steps], decide, wall)
+    # Only this run's manifests of planned units count: a stray one can never inflate stats.
+    manifests = trusted_manifests(layout.root, plan)
+    merged = stats.merge(manifests, [s.sid for s in steps], decide, wall)
+    expected = sum(s["rows"] for s in plan["shards"] if s["rows"] is not None)
+    if all(s["rows"] is not None for s in plan["shards"]):
+        merged["total"]["planned_documents"] = expected
+        merged["total"]["consistent"] = bool(
+            merged["total"]["consistent"] and merged["total"]["documents"] == expected
+        )
+    merged["total"]["plan"] = plan["digest"]
     merged["total"]["startup_seconds"] = round(startup, 3)
     io.write_json_atomic(io.join(layout.root, "stats.json"), merged)
     return merged

@@ -60,6 +60,7 @@ class FastTextLangID(Filter):
     resources: ClassVar[Resources] = Resources(cpus=1.0, batch_size=4096)
     # `curate calibrate` and `curate inspect`: keep is `score >= min_score` (and the languages).
     calibration: ClassVar[dict] = {"score": "score", "param": "min_score", "direction": "min"}
+    threshold_params: ClassVar[tuple[str, ...]] = ("languages",)
 
     params: FastTextLangIDParams
 

@@ -108,6 +108,7 @@ class Perplexity(Filter):
         "param": "max_perplexity",
         "direction": "max",
     }
+    threshold_params: ClassVar[tuple[str, ...]] = ("min_perplexity", "keep")
 
     def __init__(self, params: PerplexityParams | None = None, text_column: str = "text") -> None:
         super().__init__(params, text_column)

@@ -14,6 +14,8 @@ from curate.filter import Filter, GlobalStep, Params
 class MinWords(Filter):
     """Drops documents with fewer than `min_words` whitespace-separated words."""
 
+    threshold_params = ("min_words", "forbid_setup")
+
     class Params(Params):
         min_words: int = Field(5, description="Fewest words a kept document has.")
         forbid_setup: bool = Field(False, description="Fail in setup (proves it was skipped).")
@@ -154,3 +156,27 @@ class PausedMinHash(MinHashDedup):
             return out
 
         return super().decide(sidecars, paced, workdir)
+
+
+class ScaledWords(Filter):
+    """Word count times `scale` (a scoring param); keeps documents scoring at least `min`."""
+
+    threshold_params = ("min", "forbid_setup")
+
+    class Params(Params):
+        scale: float = Field(1.0, description="Multiplies the word count: changes the scores.")
+        min: float = Field(0.0, description="Lowest score kept: a threshold only.")
+        forbid_setup: bool = Field(False, description="Fail in setup (proves it was skipped).")
+
+    def setup(self) -> None:
+        if self.params.forbid_setup:
+            raise RuntimeError("setup ran: the scores should have been reused")
+
+    def score(self, batch: pa.Table) -> dict[str, pa.Array]:
+        words = pc.list_value_length(pc.utf8_split_whitespace(self.text(batch)))
+        return {
+            "words": pc.multiply(pc.cast(pc.fill_null(words, 0), pa.float64()), self.params.scale)
+        }
+
+    def keep(self, scores: dict[str, pa.Array]) -> pa.BooleanArray:
+        return pc.greater_equal(scores["words"], self.params.min)

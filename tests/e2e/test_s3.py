@@ -92,14 +92,30 @@ def _upload(folder: Path, prefix: str) -> str:
 
 
 def _s3_files(uri: str) -> dict[str, bytes]:
+    """The kept and rejected objects the manifests publish, by their canonical names; and no
+    other object in data/ or rejected/ (a failed attempt's keys are gone)."""
+    import json
+    import re
+
     fs = _fs()
     root = uri[len("s3://") :]
     found = {}
+    published = set()
+    for info in fs.get_file_info(pafs.FileSelector(f"{root}/_manifest", allow_not_found=True)):
+        name = info.path.rsplit("/", 1)[-1]
+        if not re.fullmatch(r"s\d+-part-\d{5}\.json", name):
+            continue
+        with fs.open_input_stream(info.path) as f:
+            manifest = json.loads(f.read())
+        kinds = ["rejected"] + (["data"] if manifest["final"] else [])
+        for kind in kinds:
+            key = manifest["files"][kind][len("s3://") :]
+            published.add(key)
+            with fs.open_input_stream(key) as f:
+                found[re.sub(r"\.a[0-9a-f]{12}", "", key[len(root) + 1 :])] = f.read()
     for sub in ("data", "rejected"):
         for info in fs.get_file_info(pafs.FileSelector(f"{root}/{sub}", allow_not_found=True)):
-            if info.type == pafs.FileType.File and info.path.endswith(".parquet"):
-                with fs.open_input_stream(info.path) as f:
-                    found[info.path[len(root) + 1 :]] = f.read()
+            assert info.path in published, f"{info.path} is not named by any manifest"
     return found
 
 
@@ -151,12 +167,13 @@ def test_s3_input_and_output_match_a_local_run_and_resume(s3, tmp_path):
     puts = [line for line in s3["log"].read_text().splitlines() if '"PUT ' in line]
     assert puts and not [line for line in puts if ".tmp" in line]
 
-    # Resume trusts only manifests: as if the run died while unit 2 was written (its object
-    # there but half written, no manifest), the rerun redoes that unit alone, same output.
+    # Resume trusts only manifests: as if the run died while unit 2 was written (an object of
+    # its attempt there but half written, no manifest), the rerun redoes that unit alone, drops
+    # the dead attempt's object, and the output is the same.
     fs = _fs()
     root = out[len("s3://") :]
     fs.delete_file(f"{root}/_manifest/s1-part-00002.json")
-    with fs.open_output_stream(f"{root}/data/part-00002.parquet") as f:
+    with fs.open_output_stream(f"{root}/data/part-00002.a0123456789ab.parquet") as f:
         f.write(b"PAR1 half written")
     result = cli.invoke(app, ["run", str(conf), "--executor", "local"])
     assert result.exit_code == 0, result.output

@@ -168,7 +168,11 @@ def test_rerun_with_another_config_is_refused_unless_overwrite(small_corpus, tmp
     out = tmp_path / "out"
     run(pipeline(small_corpus, out, [{"use": WORDS, "params": {"min_words": 5}}]))
     other = pipeline(small_corpus, out, [{"use": WORDS, "params": {"min_words": 6}}])
-    with pytest.raises(runner.RunError, match="different config.*--overwrite"):
+    with pytest.raises(
+        runner.RunError,
+        match=r"different run: config changed: "
+        r"steps\.0\.params\.min_words \(5 -> 6\).*--overwrite",
+    ):
         run(other)
     run(other, overwrite=True)
     assert "min_words: 6" in (out / "run.yaml").read_text()
@@ -199,12 +203,12 @@ def test_jsonl_gz_input_runs_like_parquet(tmp_path):
     assert sorted(read_ids(out / "rejected")) == ["j0", "j1", "j2"]
 
 
-def test_an_output_inside_the_input_folder_is_not_read_back(small_corpus, tmp_path):
+def test_an_output_inside_the_input_folder_is_refused_before_writing(small_corpus, tmp_path):
     out = small_corpus / "curated"
     steps = [{"use": WORDS, "params": {"min_words": 5}}]
-    first = run(pipeline(small_corpus, out, steps))
-    again = run(pipeline(small_corpus, out, steps))
-    assert again.stats["total"]["documents"] == first.stats["total"]["documents"] == 16
+    with pytest.raises(runner.RunError, match="is inside the input"):
+        run(pipeline(small_corpus, out, steps))
+    assert not out.exists()
 
 
 def test_an_empty_jsonl_shard_passes_through_a_global_step(tmp_path):

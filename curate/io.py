@@ -250,14 +250,19 @@ def unit_schema(unit: WorkUnit) -> pa.Schema | None:
     return None
 
 
-def read_unit(unit: WorkUnit, batch_size: int) -> Iterator[pa.RecordBatch]:
-    """Stream a unit's record batches; memory does not grow with the shard's size."""
+def read_unit(
+    unit: WorkUnit, batch_size: int, columns: list[str] | None = None
+) -> Iterator[pa.RecordBatch]:
+    """Stream a unit's record batches (all columns, or only `columns` where present); memory
+    does not grow with the shard's size."""
     uri = unit.shard.uri
     try:
         if unit.shard.format == "parquet":
             pf = _open_parquet(uri)
             groups = list(unit.row_groups) if unit.row_groups is not None else None
-            yield from pf.iter_batches(batch_size=batch_size, row_groups=groups)
+            if columns is not None:
+                columns = [c for c in columns if c in pf.schema_arrow.names]
+            yield from pf.iter_batches(batch_size=batch_size, row_groups=groups, columns=columns)
             return
         fs, path = filesystem(uri)
         compression = "gzip" if path.endswith(".gz") else None
@@ -274,14 +279,22 @@ def read_unit(unit: WorkUnit, batch_size: int) -> Iterator[pa.RecordBatch]:
             pending.append(batch)
             rows += batch.num_rows
             while rows >= batch_size:
-                table = pa.Table.from_batches(pending).combine_chunks()
+                table = _select(pa.Table.from_batches(pending).combine_chunks(), columns)
                 yield from table.slice(0, batch_size).to_batches()
                 rest = table.slice(batch_size)
                 pending, rows = rest.to_batches(), rest.num_rows
         if rows:
-            yield from pa.Table.from_batches(pending).combine_chunks().to_batches()
+            yield from _select(
+                pa.Table.from_batches(pending).combine_chunks(), columns
+            ).to_batches()
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(f"{unit.describe()}: cannot read: {exc}") from exc
+
+
+def _select(table: pa.Table, columns: list[str] | None) -> pa.Table:
+    return (
+        table if columns is None else table.select([c for c in columns if c in table.schema.names])
+    )
 
 
 def derive_ids(relpath: str, first_row: int, num_rows: int) -> pa.Array:
@@ -399,12 +412,6 @@ def list_files(uri: str, suffix: str = "") -> list[str]:
         and i.path.endswith(suffix)
         and not os.path.basename(i.path).startswith(".")
     )
-
-
-def clear(uri: str) -> None:
-    fs, path = filesystem(uri)
-    if fs.get_file_info(path).type == pafs.FileType.Directory:
-        fs.delete_dir_contents(path)
 
 
 def local_path(uri: str) -> Path | None:

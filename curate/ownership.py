@@ -39,6 +39,8 @@ OWNED_PATTERNS = [
         rf"_global/{_STEP}/(?:decision{_ATTEMPT}\.parquet|decide\.json)",
         # A global step's work folder is created empty by curate and handed to the step.
         rf"_global/{_STEP}/work/.+",
+        r"_ids/check\.json",
+        r"_ids/work/ids-\d{6}\.parquet",
         r"stats\.json",
         r"run\.yaml",
     )

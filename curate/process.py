@@ -391,8 +391,6 @@ class UnitProcessor:
             else:  # an input with no rows and no schema (an empty JSONL file) left no file
                 batches, empty_schema = iter(()), None
         first_row = unit.first_row
-        ids: list[pa.Array] = []
-        checks["_ids"] = ids
         try:
             seen_any = False
             for batch in batches:
@@ -421,9 +419,6 @@ class UnitProcessor:
                     checks,
                     writers,
                 )
-            checks.pop("_ids")
-            if seg_index == 0 and self.config.input.id_column is not None:
-                self._check_ids(unit, ids, checks)
             # Open writers even for empty units so every unit publishes the same set of files.
             for w in writers.values():
                 w.commit()
@@ -452,20 +447,6 @@ class UnitProcessor:
         io.write_json_atomic(layout.manifest(seg_index, unit.name), summary)
         return summary
 
-    def _check_ids(self, unit: io.WorkUnit, ids: list[pa.Array], checks: dict) -> None:
-        """Null and repeated user ids inside the unit: counted, or refused when asked."""
-        column = pa.chunked_array(ids) if ids else pa.chunked_array([], pa.string())
-        nulls = column.null_count
-        valid = len(column) - nulls
-        repeated = valid - (pc.count_distinct(column).as_py() if valid else 0)
-        checks["null_id"] = nulls
-        checks["duplicate_id"] = repeated
-        if (nulls or repeated) and self.config.input.require_unique_ids:
-            raise io.InputError(
-                f"{unit.describe()}: column '{self.id_column}' has {nulls} null and {repeated} "
-                "repeated ids (input.require_unique_ids is set); fix the ids, or unset it"
-            )
-
     def _process_batch(
         self,
         seg: Segment,
@@ -483,8 +464,6 @@ class UnitProcessor:
         checks["rows"] += table.num_rows
         if seg.index == 0:
             table, reasons = self._prepare_input(table, unit, first_row)
-            if self.config.input.id_column is not None:  # every id, also of rejected rows
-                checks["_ids"].append(table.column(self.id_column).combine_chunks())
             bad = pc.is_valid(reasons)
             if pc.any(bad).as_py():
                 for reason in ("null_text", "empty_text", "invalid_utf8"):

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from rich.console import Console
 
-from curate import identity, io, ownership, stats
+from curate import idcheck, identity, io, ownership, stats
 from curate.config import ConfigError, PipelineConfig, dump_yaml
 from curate.models import model_fields, pack, sha256_path
 from curate.process import (
@@ -591,6 +591,7 @@ def run(
             models,
             applied,
             layout,
+            shards,
             overwrite=overwrite,
             run_yaml=run_yaml,
             lease=lease,
@@ -611,6 +612,7 @@ def _run_owned(
     models: dict,
     applied: list[str],
     layout: Layout,
+    shards: list[io.Shard],
     *,
     overwrite: bool,
     run_yaml: str,
@@ -631,6 +633,11 @@ def _run_owned(
         else RayExecutor(config, steps, {k: v for k, v in models.items()}, unit_args)
     )
     startup = time.perf_counter() - wall  # Ray start and every step's setup()
+    try:
+        notes += _check_ids(config, shards, plan, layout, executor)
+    except BaseException:
+        executor.close()
+        raise
     for text in notes + reuse.notes:
         view.note(text)
     for sid in applied:
@@ -664,6 +671,37 @@ def _run_owned(
             ownership.remove_owned(layout.root, under=f"_segments/s{seg.index}/")
     merged = _write_stats(config, steps, layout, time.perf_counter() - wall, startup, plan)
     return RunResult(config.output.path, merged, skipped)
+
+
+def _check_ids(
+    config: PipelineConfig,
+    shards: list[io.Shard],
+    plan: dict,
+    layout: Layout,
+    executor: Any,
+) -> list[str]:
+    """Null and repeated user ids over the whole input, once per run (before any unit): a
+    warning with counts, or a refusal with input.require_unique_ids."""
+    column = config.input.id_column
+    if column is None or column == io.DERIVED_ID:
+        return []
+    record_uri = io.join(layout.root, "_ids", "check.json")
+    record = io.read_json(record_uri) if io.exists(record_uri) else None
+    if not isinstance(record, dict) or record.get("run") != plan["run_key"]:
+        workdir = io.join(layout.root, "_ids", "work")
+        counts = idcheck.check_ids(shards, column, workdir, executor.parallel_map)
+        ownership.remove_owned(layout.root, under="_ids/work/")
+        record = {"run": plan["run_key"], **counts}
+        io.write_json_atomic(record_uri, record)
+    nulls, repeats = record["null_id"], record["duplicate_id"]
+    if not (nulls or repeats):
+        return []
+    said = f"id column '{column}' has {nulls:,} null and {repeats:,} repeated ids" + (
+        f" (e.g. {', '.join(record['examples'])})" if record["examples"] else ""
+    )
+    if config.input.require_unique_ids:
+        raise RunError(f"{said}; input.require_unique_ids is set: fix the ids, or unset it")
+    return [f"warning: {said}; set input.require_unique_ids: true to refuse such input"]
 
 
 def _decide(
@@ -739,6 +777,10 @@ def _write_stats(
             merged["total"]["consistent"] and merged["total"]["documents"] == expected
         )
     merged["total"]["plan"] = plan["digest"]
+    ids = io.join(layout.root, "_ids", "check.json")
+    if io.exists(ids):
+        record = io.read_json(ids)
+        merged["total"]["id_checks"] = {k: record[k] for k in ("null_id", "duplicate_id")}
     merged["total"]["startup_seconds"] = round(startup, 3)
     io.write_json_atomic(io.join(layout.root, "stats.json"), merged)
     return merged

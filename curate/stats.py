@@ -20,15 +20,12 @@ def merge(
         sid: {"in": 0, "kept": 0, "dropped": 0, "seconds": 0.0} for sid in step_order
     }
     checks = {"rows": 0, "null_text": 0, "empty_text": 0, "invalid_utf8": 0}
-    id_checks = {"null_id": 0, "duplicate_id": 0}
     kept = rejected = units = 0
     for m in manifests:
         if m["segment"] == 0:
             units += 1
             for k in checks:
                 checks[k] += m["input"].get(k, 0)
-            for k in id_checks:
-                id_checks[k] += m["input"].get(k, 0)
         rejected += m["rejected"]
         if m["final"]:
             kept += m["kept"]
@@ -58,8 +55,6 @@ def merge(
         "rejected": rejected,
         "units": units,
         "input_checks": {k: v for k, v in checks.items() if k != "rows"},
-        # Counted within each work unit (not across units); rows stay where the steps put them.
-        "id_checks": id_checks,
         "consistent": kept + rejected == checks["rows"],
     }
     if wall_seconds is not None:

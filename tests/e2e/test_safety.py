@@ -320,15 +320,21 @@ def test_null_and_repeated_ids_are_counted_or_refused(tmp_path):
     inp = tmp_path / "in"
     inp.mkdir()
     texts = [words(8, i) for i in range(5)]
+    # "a" repeats inside one shard, "c" across two shards: both are found.
     pq.write_table(pa.table({"id": ["a", "b", "a", None, "c"], "text": texts}), inp / "x.parquet")
+    pq.write_table(pa.table({"id": ["c", "d"], "text": texts[:2]}), inp / "y.parquet")
     conf = config(tmp_path, inp, [])
-    assert curate(str(conf)).exit_code == 0
+    result = cli.invoke(app, ["run", str(conf), "--executor", "local", "--progress", "plain"])
+    assert result.exit_code == 0
+    assert "warning: id column 'id' has 1 null and 2 repeated ids (e.g." in message(result)
     stats = json.loads((tmp_path / "out" / "stats.json").read_text())
-    assert stats["total"]["id_checks"] == {"null_id": 1, "duplicate_id": 1}
+    assert stats["total"]["id_checks"] == {"null_id": 1, "duplicate_id": 2}
+    assert not list((tmp_path / "out" / "_ids").glob("work/*"))
     strict = config(tmp_path, inp, [], require_unique_ids=True)
     result = curate(str(strict), "--output", str(tmp_path / "strict"))
     assert result.exit_code == 2
-    assert "column 'id' has 1 null and 1 repeated ids" in message(result)
+    assert "id column 'id' has 1 null and 2 repeated ids" in message(result)
+    assert "input.require_unique_ids is set" in message(result)
     assert not list((tmp_path / "strict").glob("data/*.parquet"))
 
 

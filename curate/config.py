@@ -59,6 +59,11 @@ class OutputConfig(_Strict):
     keep_intermediate: bool = Field(
         False, description="Keep the segment files between global steps."
     )
+    ledger_columns: Literal["all", "minimal"] | list[str] = Field(
+        "all",
+        description="Input columns kept with each rejected row besides id, text, reason and "
+        "scores: all (default), minimal (none), or a list of column names.",
+    )
 
 
 class RayConfig(_Strict):

@@ -161,6 +161,22 @@ def _utf8_text(column: pa.ChunkedArray) -> tuple[pa.Array, pa.Array | None]:
     return pa.array(texts, pa.string()), pa.array(bad, pa.bool_())
 
 
+def _true(mask: pa.Array) -> int:
+    return int(pc.sum(mask).as_py() or 0)
+
+
+def _count_rules(stats: dict, table: pa.Table, column: str, keep: pa.Array) -> None:
+    """Per failing rule (a step's `rule` score), how many rows it drops or would drop."""
+    if column not in table.schema.names or not table.num_rows:
+        return
+    failing = table.column(column).filter(pc.invert(keep))
+    if not len(failing):
+        return
+    rules = stats.setdefault("rules", {})
+    for row in pc.value_counts(failing.drop_null()).to_pylist():
+        rules[row["values"]] = rules.get(row["values"], 0) + row["counts"]
+
+
 class UnitProcessor:
     """Runs the steps of one segment over one unit and writes its files. Knows nothing of Ray."""
 
@@ -188,6 +204,7 @@ class UnitProcessor:
         self.layout = Layout(config.output.path)
         self.instances = {s.sid: s.build(self.text_column) for s in steps}
         self._types: dict[str, dict[str, pa.DataType]] = {}
+        self._ledger_sources: dict[str, str] = {}  # ledger column -> input column
 
     def setup(self) -> None:
         for sid, instance in self.instances.items():
@@ -226,16 +243,37 @@ class UnitProcessor:
         previous = json.loads((schema.metadata or {}).get(SCORES_KEY, b"{}"))
         return json.dumps({**previous, **found}, sort_keys=True).encode()
 
-    def _ledger_schema(self, seg: Segment, id_type: pa.DataType, empty: pa.Table) -> pa.Schema:
+    def _ledger_schema(self, seg: Segment, batch: pa.Schema, empty: pa.Table) -> pa.Schema:
+        """id, text, reason, the input's other columns (output.ledger_columns), the scores."""
         fields = [
-            pa.field("id", id_type),
+            pa.field("id", batch.field(self.id_column).type),
             pa.field("text", pa.string()),
             pa.field("reason", pa.string()),
         ]
+        scores = []
         for s in self.segments[: seg.index + 1]:
             for step in s.steps:
-                fields += [pa.field(k, v) for k, v in self._score_types(step, empty).items()]
-        return pa.schema(fields)
+                scores += [pa.field(k, v) for k, v in self._score_types(step, empty).items()]
+        skip = {self.id_column, self.text_column, io.ROW_ID, *(f.name for f in scores)}
+        wanted = self.config.output.ledger_columns
+        if wanted == "minimal":
+            extra = []
+        elif wanted == "all":
+            extra = [f for f in batch if f.name not in skip]
+        else:
+            missing = [c for c in wanted if c not in batch.names]
+            if missing:
+                raise io.InputError(
+                    f"output.ledger_columns: the input has no column {', '.join(missing)} "
+                    f"(columns: {', '.join(n for n in batch.names if n != io.ROW_ID)})"
+                )
+            extra = [batch.field(c) for c in wanted if c not in skip]
+        # An input column called id, text or reason keeps its values under input_<name>.
+        self._ledger_sources = {
+            (f"input_{f.name}" if f.name in LEDGER_COLUMNS else f.name): f.name for f in extra
+        }
+        extra = [f.with_name(f"input_{f.name}") if f.name in LEDGER_COLUMNS else f for f in extra]
+        return pa.schema(fields + extra + scores)
 
     def _prepare_input(
         self, batch: pa.Table, unit: io.WorkUnit, first_row: int
@@ -294,8 +332,9 @@ class UnitProcessor:
         for f in schema:
             if f.name in cols:
                 continue
+            source = self._ledger_sources.get(f.name, f.name)
             cols[f.name] = (
-                rows.column(f.name) if f.name in rows.schema.names else pa.nulls(n, f.type)
+                rows.column(source) if source in rows.schema.names else pa.nulls(n, f.type)
             )
         return pa.table(cols, schema=schema)
 
@@ -471,7 +510,7 @@ class UnitProcessor:
                 ledger_parts.append(("__input__", table.filter(bad), reasons.filter(bad)))
                 table = table.filter(pc.invert(bad))
         empty = table.slice(0, 0)
-        ledger_schema = self._ledger_schema(seg, table.schema.field(self.id_column).type, empty)
+        ledger_schema = self._ledger_schema(seg, table.schema, empty)
         for step in seg.steps:
             t0 = time.perf_counter()
             st = stats[step.sid]
@@ -501,9 +540,11 @@ class UnitProcessor:
                         f"give step '{step.sid}' another id"
                     )
                 table = table.append_column(col, arr.cast(types[col]))
-            if step.annotate:
-                keep = pa.array(np.ones(table.num_rows, bool))
             keep = pc.fill_null(keep, False)
+            _count_rules(st, table, f"{step.sid}_rule", keep)
+            if step.annotate:  # drops nothing, but says what it would have dropped
+                st["would_drop"] = st.get("would_drop", 0) + table.num_rows - _true(keep)
+                keep = pa.array(np.ones(table.num_rows, bool))
             dropped_rows = table.filter(pc.invert(keep))
             if dropped_rows.num_rows:
                 ledger_parts.append((step.sid, dropped_rows, None))

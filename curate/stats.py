@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from curate import io
 
@@ -34,6 +35,12 @@ def merge(
             for k, v in st.items():
                 if k == "reused_scores":
                     agg[k] = True
+                elif k == "rules":
+                    into = agg.setdefault("rules", {})
+                    for rule, n in v.items():
+                        into[rule] = into.get(rule, 0) + n
+                elif k == "would_drop":
+                    agg[k] = agg.get(k, 0) + v
                 elif k.startswith("signature_"):
                     agg[k] = agg.get(k, 0) + v
                     if k == "signature_seconds":
@@ -49,6 +56,8 @@ def merge(
                 steps[sid].setdefault("decide", {})[k] = v
     for st in steps.values():
         st["seconds"] = round(st["seconds"], 3)
+        if "rules" in st:  # most frequent first, ties by name: the same text on every run
+            st["rules"] = dict(sorted(st["rules"].items(), key=lambda kv: (-kv[1], kv[0])))
     total = {
         "documents": checks["rows"],
         "kept": kept,
@@ -95,16 +104,25 @@ def funnel_table(stats: dict[str, Any], title: str = "curate funnel") -> Table:
         f"{100 * bad / docs:.1f}" if docs else "-",
         "",
     )
+    by_rule: list[str] = []
     for sid, st in stats["steps"].items():
-        pct = f"{100 * st['dropped'] / st['in']:.1f}" if st["in"] else "-"
+        would = st.get("would_drop")
+        dropped = st["dropped"] if would is None else would
+        pct = f"{100 * dropped / st['in']:.1f}" if st["in"] else "-"
         table.add_row(
-            sid,
+            sid + (" (annotate)" if would is not None else ""),
             f"{st['in']:,}",
             f"{st['kept']:,}",
-            f"{st['dropped']:,}",
-            pct,
+            f"{st['dropped']:,}" if would is None else f"would drop {would:,}",
+            pct if would is None else f"({pct})",
             f"{st['seconds']:.2f}",
         )
+        rules = st.get("rules")
+        if rules:
+            top = sorted(rules.items(), key=lambda kv: (-kv[1], kv[0]))
+            shown = ", ".join(f"{rule} {n:,}" for rule, n in top[:4])
+            more = f", +{len(top) - 4} more" if len(top) > 4 else ""
+            by_rule.append(f"{sid}: {shown}{more}")
     kept = total["kept"]
     table.add_section()
     table.add_row(
@@ -115,4 +133,11 @@ def funnel_table(stats: dict[str, Any], title: str = "curate funnel") -> Table:
         f"{100 * (docs - kept) / docs:.1f}" if docs else "-",
         f"{total.get('wall_seconds', 0):.2f}",
     )
+    if by_rule:
+        table.caption = Text(
+            "dropped by rule (the first rule each document fails)\n"
+            + "\n".join(f"  {line}" for line in by_rule),
+            style="dim",
+        )
+        table.caption_justify = "left"
     return table

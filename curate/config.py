@@ -30,8 +30,10 @@ class InputConfig(_Strict):
         description="A folder, a glob, a file or a list of them; "
         "local paths or pyarrow.fs URIs (s3://, gs://)."
     )
-    format: Literal["auto", "parquet", "jsonl"] = Field(
-        "auto", description="auto: from the extension (.parquet, .jsonl, .jsonl.gz, .json)"
+    format: Literal["auto", "parquet", "jsonl", "csv", "tsv"] = Field(
+        "auto",
+        description="auto: from the extension (.parquet, .jsonl(.gz), .json, .csv(.gz), "
+        ".tsv(.gz)); CSV and TSV need a header row and are read as text columns.",
     )
     text_column: str = Field("text", description="Column holding the document text.")
     id_column: str | None = Field(
@@ -58,6 +60,11 @@ class OutputConfig(_Strict):
     compression: str = Field("zstd", description="Parquet compression codec.")
     keep_intermediate: bool = Field(
         False, description="Keep the segment files between global steps."
+    )
+    format: Literal["parquet", "jsonl", "jsonl.gz"] = Field(
+        "parquet",
+        description="Format of the kept rows in data/ (the ledger is always Parquet). Reusing "
+        "stored scores and `curate calibrate` need Parquet, whose metadata names the scores.",
     )
     ledger_columns: Literal["all", "minimal"] | list[str] = Field(
         "all",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import fnmatch
 import glob
+import gzip
 import json
 import os
 import uuid
@@ -14,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
@@ -87,18 +90,28 @@ def is_object_store(fs: pafs.FileSystem) -> bool:
     return fs.type_name in ("s3", "gcs")
 
 
+FORMATS = {
+    "parquet": (".parquet", ".pq"),
+    "jsonl": (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson"),
+    "csv": (".csv", ".csv.gz"),
+    "tsv": (".tsv", ".tsv.gz"),
+}
+KNOWN = "use .parquet, .jsonl(.gz), .csv(.gz) or .tsv(.gz), or set input.format"
+
+
 def _format_of(path: str, wanted: str) -> str | None:
     if wanted != "auto":
         return wanted
     lower = path.lower()
-    if lower.endswith(".parquet") or lower.endswith(".pq"):
-        return "parquet"
-    if lower.endswith((".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson")):
-        return "jsonl"
+    for fmt, endings in FORMATS.items():
+        if lower.endswith(endings):
+            return fmt
     return None
 
 
-def _expand(pattern: str, wanted: str) -> list[tuple[str, str]]:
+def _expand(
+    pattern: str, wanted: str, skipped: list[tuple[str, str]] | None = None
+) -> list[tuple[str, str]]:
     """(uri, base) pairs for one path pattern; base is what relative names are taken from."""
     fs, path = filesystem(pattern)
     scheme = pattern.split("://", 1)[0] + "://" if "://" in pattern else ""
@@ -120,19 +133,29 @@ def _expand(pattern: str, wanted: str) -> list[tuple[str, str]]:
         raise InputError(f"input path {pattern} does not exist")
     if info.type == pafs.FileType.Directory:
         infos = fs.get_file_info(pafs.FileSelector(path, recursive=True))
-        files = [
-            i.path
-            for i in infos
-            if i.type == pafs.FileType.File
-            and not os.path.basename(i.path).startswith((".", "_"))
-            and _format_of(i.path, wanted)
-        ]
+        files = []
+        for i in infos:
+            if i.type != pafs.FileType.File:
+                continue
+            name = os.path.relpath(i.path, path)
+            if any(part.startswith((".", "_")) for part in name.split(os.sep)):
+                if skipped is not None:
+                    skipped.append(
+                        (scheme + i.path, "hidden or metadata: its name starts with . or _")
+                    )
+            elif _format_of(i.path, wanted):
+                files.append(i.path)
+            elif skipped is not None:
+                skipped.append((scheme + i.path, "unknown type"))
         return [(scheme + p, path) for p in sorted(files)]
     return [(scheme + path, os.path.dirname(path))]
 
 
 def discover(
-    paths: str | list[str], wanted_format: str = "auto", exclude: str | None = None
+    paths: str | list[str],
+    wanted_format: str = "auto",
+    exclude: str | None = None,
+    skipped: list[tuple[str, str]] | None = None,
 ) -> list[Shard]:
     """Every input shard, sorted by name, with Parquet footers read (a corrupt one fails here).
 
@@ -142,9 +165,17 @@ def discover(
     patterns = [paths] if isinstance(paths, str) else list(paths)
     found: list[tuple[str, str]] = []
     for pattern in patterns:
-        matches = _expand(pattern, wanted_format)
+        passed: list[tuple[str, str]] = []
+        matches = _expand(pattern, wanted_format, passed)
         if not matches:
-            raise InputError(f"input path {pattern} matches no files")
+            why = (
+                f": {len(passed)} files skipped, e.g. {passed[0][0]} ({passed[0][1]}); {KNOWN}"
+                if passed
+                else ""
+            )
+            raise InputError(f"input path {pattern} matches no files{why}")
+        if skipped is not None:
+            skipped.extend(passed)
         found.extend(matches)
     first_base: dict[str, str] = {}
     for uri, base in found:  # a file matched by two patterns is read once
@@ -160,9 +191,7 @@ def discover(
     for (uri, _), relpath, (size, mtime_ns) in zip(found, relpaths, stats, strict=True):
         fmt = _format_of(uri, wanted_format)
         if fmt is None:
-            raise InputError(
-                f"{uri}: unknown file type; use .parquet, .jsonl or .jsonl.gz, or set input.format"
-            )
+            raise InputError(f"{uri}: unknown file type; {KNOWN}")
         num_rows, groups = None, ()
         if fmt == "parquet":
             try:
@@ -266,6 +295,11 @@ def read_unit(
             return
         fs, path = filesystem(uri)
         compression = "gzip" if path.endswith(".gz") else None
+        if unit.shard.format in ("csv", "tsv"):
+            yield from _read_delimited(
+                fs, path, compression, unit.shard.format, batch_size, columns
+            )
+            return
         stream = fs.open_input_stream(path, compression=compression)
         try:
             reader = pajson.open_json(stream, read_options=pajson.ReadOptions(block_size=1 << 24))
@@ -289,6 +323,37 @@ def read_unit(
             ).to_batches()
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(f"{unit.describe()}: cannot read: {exc}") from exc
+
+
+def _read_delimited(
+    fs: pafs.FileSystem,
+    path: str,
+    compression: str | None,
+    fmt: str,
+    batch_size: int,
+    columns: list[str] | None,
+) -> Iterator[pa.RecordBatch]:
+    """CSV / TSV with a header row, every column read as text (no type guessing per block)."""
+    delimiter = "\t" if fmt == "tsv" else ","
+    with fs.open_input_stream(path, compression=compression) as head:
+        first = head.read(1 << 20).decode("utf-8", errors="replace").splitlines()[:1]
+    if not first:
+        return
+    names = next(csv.reader(first, delimiter=delimiter))
+    stream = fs.open_input_stream(path, compression=compression)
+    reader = pacsv.open_csv(
+        stream,
+        read_options=pacsv.ReadOptions(block_size=1 << 24),
+        parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types={n: pa.string() for n in names},
+            include_columns=[c for c in columns if c in names] if columns else None,
+            strings_can_be_null=False,
+        ),
+    )
+    for batch in reader:
+        for start in range(0, batch.num_rows, batch_size):
+            yield batch.slice(start, batch_size)
 
 
 def _select(table: pa.Table, columns: list[str] | None) -> pa.Table:
@@ -365,6 +430,57 @@ class AtomicParquetWriter:
         try:
             self._writer.close()
             self._sink.close()
+        finally:
+            self.fs.delete_file(self.tmp)
+
+
+class AtomicJsonlWriter:
+    """Kept rows as JSON Lines (`.jsonl`, or gzip for `.jsonl.gz`), published like Parquet.
+
+    One object a row, keys in column order, non-ASCII kept as is; values JSON lacks (bytes,
+    dates) are written as strings. The gzip header carries no time, so bytes are reproducible.
+    """
+
+    def __init__(self, uri: str, schema: pa.Schema) -> None:
+        self.fs, self.path = filesystem(uri)
+        self.direct = is_object_store(self.fs)
+        scheme = uri.split("://", 1)[0] + "://" if "://" in uri else ""
+        if self.direct:
+            self.path = attempt_name(self.path)
+            self.tmp = self.path
+        else:
+            self.fs.create_dir(os.path.dirname(self.path), recursive=True)
+            self.tmp = temporary_name(self.path)
+        self.uri = scheme + self.path
+        self.schema = schema
+        self._sink = self.fs.open_output_stream(self.tmp)
+        self._gzip = (
+            gzip.GzipFile(fileobj=self._sink, mode="wb", mtime=0, filename="")
+            if self.path.endswith(".gz")
+            else None
+        )
+
+    def write(self, table: pa.Table) -> None:
+        if not table.num_rows:
+            return
+        lines = "".join(
+            json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in table.to_pylist()
+        ).encode()
+        (self._gzip or self._sink).write(lines)
+
+    def _close(self) -> None:
+        if self._gzip is not None:
+            self._gzip.close()
+        self._sink.close()
+
+    def commit(self) -> None:
+        self._close()
+        if not self.direct:
+            self.fs.move(self.tmp, self.path)
+
+    def abort(self) -> None:
+        try:
+            self._close()
         finally:
             self.fs.delete_file(self.tmp)
 

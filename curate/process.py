@@ -98,8 +98,8 @@ class Layout:
 
     root: str
 
-    def data(self, unit: str) -> str:
-        return io.join(self.root, "data", f"{unit}.parquet")
+    def data(self, unit: str, fmt: str = "parquet") -> str:
+        return io.join(self.root, "data", f"{unit}.{fmt}")
 
     def segment(self, seg: int, unit: str) -> str:
         return io.join(self.root, "_segments", f"s{seg}", f"{unit}.parquet")
@@ -574,8 +574,13 @@ class UnitProcessor:
             {**(out.schema.metadata or {}), SCORES_KEY: self._scores_metadata(out.schema)}
         )
         if "data" not in writers:
-            path = layout.data(unit.name) if last else layout.segment(seg.index, unit.name)
-            writers["data"] = io.AtomicParquetWriter(path, out.schema, compression)
+            fmt = self.config.output.format if last else "parquet"
+            path = layout.data(unit.name, fmt) if last else layout.segment(seg.index, unit.name)
+            writers["data"] = (
+                io.AtomicParquetWriter(path, out.schema, compression)
+                if fmt == "parquet"
+                else io.AtomicJsonlWriter(path, out.schema)
+            )
         writers["data"].write(out)
         if "rejected" not in writers:
             writers["rejected"] = io.AtomicParquetWriter(

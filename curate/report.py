@@ -152,17 +152,21 @@ class Output:
 
     # -- tables
     def _files(self, folder: str) -> list[str]:
-        return io.list_files(str(self.root / folder), ".parquet")
+        found = io.list_files(str(self.root / folder))
+        return [p for p in found if p.endswith((".parquet", ".jsonl", ".jsonl.gz"))]
 
     def _read(self, folder: str, columns: list[str] | None) -> pa.Table:
         tables = []
         for path in self._files(folder):
             try:
-                names = pq.read_schema(path).names
-                cols = None if columns is None else [c for c in columns if c in names]
-                tables.append(pq.read_table(path, columns=cols))
+                if path.endswith(".parquet"):
+                    names = pq.read_schema(path).names
+                    cols = None if columns is None else [c for c in columns if c in names]
+                    tables.append(pq.read_table(path, columns=cols))
+                else:  # output.format: jsonl
+                    tables.append(_read_jsonl(path, columns))
             except (pa.ArrowInvalid, OSError) as exc:
-                raise OutputError(f"{path} is not a readable Parquet file: {exc}") from exc
+                raise OutputError(f"{path} is not a readable output file: {exc}") from exc
         if not tables:
             return pa.table({})
         return pa.concat_tables(tables, promote_options="default")
@@ -177,13 +181,23 @@ class Output:
 
     def kept_schema(self) -> pa.Schema:
         files = self._files("data")
-        return pq.read_schema(files[0]) if files else pa.schema([])
+        if not files:
+            return pa.schema([])
+        if files[0].endswith(".parquet"):
+            return pq.read_schema(files[0])
+        return _read_jsonl(files[0], None).schema
 
     def text_column(self) -> str:
         return (self.run.get("input") or {}).get("text_column") or "text"
 
     def id_column(self) -> str:
         return (self.run.get("input") or {}).get("id_column") or io.DERIVED_ID
+
+
+def _read_jsonl(path: str, columns: list[str] | None) -> pa.Table:
+    shard = io.Shard(0, path, Path(path).name, "jsonl", None)
+    batches = list(io.read_unit(io.WorkUnit(0, shard, None, 0), 1 << 16, columns))
+    return pa.Table.from_batches(batches) if batches else pa.table({})
 
 
 # ----------------------------------------------------------------------------- samples

@@ -558,7 +558,8 @@ def run(
     config = _resolve_paths(config)
     _check_disjoint(config)
     steps = bind_steps(config)
-    shards = io.discover(config.input.path, config.input.format)
+    skipped: list[tuple[str, str]] = []
+    shards = io.discover(config.input.path, config.input.format, skipped=skipped)
     models = _models(steps)  # every model, reused or not: score keys include their sha256
     for step in steps:
         step.score_key = identity.score_key(step, models)
@@ -593,6 +594,7 @@ def run(
             layout,
             shards,
             overwrite=overwrite,
+            skipped=skipped,
             run_yaml=run_yaml,
             lease=lease,
             view=RunProgress(console, progress),
@@ -619,8 +621,13 @@ def _run_owned(
     lease: ownership.Lease,
     view: RunProgress,
     wall: float,
+    skipped: list[tuple[str, str]],
 ) -> RunResult:
     notes: list[str] = []
+    if skipped:
+        shown = "; ".join(f"{uri} ({why})" for uri, why in skipped[:5])
+        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        notes.append(f"skipped {len(skipped)} input files: {shown}{more}")
     if lease.taken_over:
         notes.append(f"took over the lease of a run that is gone ({lease.taken_over})")
     _prepare_output(config, plan, overwrite, run_yaml, notes)

@@ -98,8 +98,9 @@ def audit(out: str | Path, step: str = "minhash", sample: int = 200, seed: int =
     wanted = pc.unique(picked.column(dup_col).combine_chunks().drop_null())
     texts: dict[str, str] = {}
     data_files = sorted((out / "data").glob("*.parquet"))
-    if data_files:
-        kept = ds.dataset(data_files)
+    json_files = sorted((out / "data").glob("*.jsonl*"))  # output.format: jsonl
+    if data_files or json_files:
+        kept = ds.dataset(data_files) if data_files else ds.dataset(json_files, format="json")
         if id_col not in kept.schema.names or text_col not in kept.schema.names:
             raise AuditError(f"{out / 'data'} lacks the id column {id_col!r} or text {text_col!r}")
         found = kept.to_table(columns=[id_col, text_col], filter=pc.field(id_col).isin(wanted))

@@ -8,6 +8,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import settings
+
+# No per-example deadline anywhere: on a busy machine (CI, a laptop compiling) a property that
+# touches files can take seconds, and a timing failure says nothing about correctness.
+settings.register_profile("curate", deadline=None)
+settings.load_profile("curate")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"

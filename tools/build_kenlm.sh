@@ -32,11 +32,11 @@ fi
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 
-# --no-binary kenlm (not :all:) so pip does not also build cmake/setuptools from source;
-# --no-build-isolation so preparing metadata needs nothing beyond this environment.
+# --no-binary kenlm (not :all:) so pip does not also build cmake/setuptools from source.
+# Build isolation stays on: pip prepares the sdist's metadata in a throwaway environment, so a
+# bare venv (no `wheel`, as the README makes it) works and nothing is installed into it.
 echo "build_kenlm: fetching kenlm==$VERSION source from PyPI"
-"$PYTHON" -m pip download --quiet --no-deps --no-binary kenlm --no-build-isolation \
-  "kenlm==$VERSION" -d "$WORK"
+"$PYTHON" -m pip download --quiet --no-deps --no-binary kenlm "kenlm==$VERSION" -d "$WORK"
 tar -xzf "$WORK"/kenlm-*.tar.gz -C "$WORK"
 SRC="$(find "$WORK" -maxdepth 1 -type d -name 'kenlm-*' | head -n 1)"
 if [[ ! -f "$SRC/lm/builder/lmplz_main.cc" ]]; then

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -46,8 +47,20 @@ for _module, _target in (
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
-    return typer.Exit(code)
+    from curate.exits import fail
+
+    return fail(message, code)
+
+
+@app.callback()
+def _global_options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Print the traceback behind an error too.")
+    ] = False,
+) -> None:
+    from curate.exits import set_debug
+
+    set_debug(debug)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -59,6 +72,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
     return (ConfigError, InputError, PluginError, StepError, RunError)
 
+
+PROGRESS_MODES = ("auto", "live", "plain")
 
 SetOption = Annotated[
     list[str] | None,
@@ -86,7 +101,7 @@ def run(
         typer.Option(help="Input path, glob or URI (repeatable); overrides input.path."),
     ] = None,
     output: Annotated[str | None, typer.Option(help="Output folder.")] = None,
-    workers: Annotated[int | None, typer.Option(help="Ray actors.")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Ray actors.")] = None,
     executor: Annotated[
         str | None,
         typer.Option(help="ray (default) or local (in process)."),
@@ -105,12 +120,14 @@ def run(
     progress: Annotated[str, typer.Option(help="auto, live or plain.")] = "auto",
 ) -> None:
     """Run a pipeline: stream the input through the steps, write kept, rejected and stats."""
+    if progress not in PROGRESS_MODES:
+        raise _fail(f"--progress {progress}: choose one of {', '.join(PROGRESS_MODES)}")
     overrides = list(set_ or [])
     if input:
         overrides.append(f"input.path={json.dumps(input if len(input) > 1 else input[0])}")
     if output:
         overrides.append(f"output.path={json.dumps(output)}")
-    if workers:
+    if workers is not None:
         overrides.append(f"ray.workers={workers}")
     if executor:
         overrides.append(f"executor={executor}")
@@ -186,7 +203,40 @@ def config_show(
 
 
 def main() -> None:
-    app()
+    """The `curate` script: exit 0 done, 1 an expectation failed (check), 2 a problem named in
+    one sentence, 130/143 interrupted by SIGINT/SIGTERM."""
+    from curate import exits
+
+    exits.install_signal_handlers()
+    try:
+        code = app(standalone_mode=False)
+    except typer.TyperException as exc:  # usage errors: Typer's own message, exit 2
+        _show_usage_error(exc)
+        code = exits.PROBLEM
+    except typer.Abort:  # end of input at a prompt
+        code = exits.PROBLEM
+    except KeyboardInterrupt:  # arrived outside the command (Typer turns the rest into 130)
+        code = 130
+    except _user_errors() as exc:  # a command that let one through: still a sentence
+        exits.print_error(str(exc))
+        code = exits.PROBLEM
+    except Exception as exc:  # a bug: say so in one line, the traceback only with --debug
+        hint = "" if exits.debug() else " (rerun with --debug for the traceback)"
+        exits.print_error(f"internal error: {type(exc).__name__}: {exc}{hint}")
+        code = exits.PROBLEM
+    if exits.interrupted_code() is not None:
+        exits.print_interrupted()
+        code = exits.interrupted_code()
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _show_usage_error(exc: typer.TyperException) -> None:
+    try:
+        from typer import rich_utils
+
+        rich_utils.rich_format_error(exc)
+    except (ImportError, AttributeError):
+        exc.show()
 
 
 if __name__ == "__main__":

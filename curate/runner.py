@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from rich.console import Console
 
-from curate import io, stats
+from curate import exits, io, stats
 from curate.config import ConfigError, PipelineConfig, dump_yaml
 from curate.models import model_fields, pack, sha256_path
 from curate.process import (
@@ -171,6 +171,20 @@ def _call(fn: Callable[..., Any], item: Any, storage: tuple[str | None, str | No
     return fn(item)
 
 
+def _check_reachable(address: str) -> None:
+    """Refuse an address nothing listens on within seconds (ray.init retries for minutes)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" and other forms: Ray resolves them
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as exc:
+        raise RunError(
+            f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}): start it, or "
+            "fix --ray-address (ray.address: local, auto or ray://host:port)"
+        ) from None
+
+
 class RayExecutor:
     """A pool of Ray actors; units are handed out as actors free up."""
 
@@ -187,19 +201,32 @@ class RayExecutor:
         address = config.ray.address
         self.owns_ray = not ray.is_initialized()
         if self.owns_ray:
-            if address == "local":
-                os.environ.pop("RAY_ADDRESS", None)  # embedded means fresh, not a stale cluster
-                # Workers import ad-hoc `module:Class` steps from where the driver runs.
-                path = os.pathsep.join(p for p in (os.getcwd(), os.environ.get("PYTHONPATH")) if p)
-                ray.init(
-                    num_cpus=config.ray.workers or os.cpu_count(),
-                    include_dashboard=False,
-                    log_to_driver=False,
-                    configure_logging=False,
-                    runtime_env={"env_vars": {"PYTHONPATH": path}},
-                )
-            else:
-                ray.init(address=address, log_to_driver=False, configure_logging=False)
+            try:
+                if address == "local":
+                    os.environ.pop("RAY_ADDRESS", None)  # embedded means fresh, not a stale cluster
+                    # Workers import ad-hoc `module:Class` steps from where the driver runs.
+                    path = os.pathsep.join(
+                        p for p in (os.getcwd(), os.environ.get("PYTHONPATH")) if p
+                    )
+                    ray.init(
+                        num_cpus=config.ray.workers or os.cpu_count(),
+                        include_dashboard=False,
+                        log_to_driver=False,
+                        configure_logging=False,
+                        runtime_env={"env_vars": {"PYTHONPATH": path}},
+                    )
+                else:
+                    _check_reachable(address)
+                    ray.init(address=address, log_to_driver=False, configure_logging=False)
+            except RunError:
+                raise
+            except Exception as exc:  # ConnectionError, a timeout, a version mismatch, ...
+                where = "start an embedded Ray" if address == "local" else f"connect to {address}"
+                raise RunError(
+                    f"cannot {where}: {type(exc).__name__}: {exc}; check --ray-address "
+                    "(ray.address: local, auto or ray://host:port)"
+                ) from None
+            exits.restore_signal_handlers()  # ray.init replaced SIGTERM's with a bare exit
         cluster = address != "local" or not self._single_node()
         shipped: dict[str, dict[str, Any]] = {}
         if cluster:  # local model paths must work on nodes that do not share this disk

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(
@@ -144,7 +145,7 @@ def run(
         raise _fail(str(exc)) from None
     if quiet:
         return
-    console.print(stats.funnel_table(result.stats, title=f"curate funnel: {result.output}"))
+    console.print(stats.funnel_table(result.stats, title=f"curate funnel: {escape(result.output)}"))
     total = result.stats["total"]
     note = (
         f" ({result.skipped_units} units resumed from a previous run)"
@@ -154,7 +155,7 @@ def run(
     console.print(
         f"kept {total['kept']:,} of {total['documents']:,} documents in "
         f"{total.get('wall_seconds', 0):.1f}s{note}; kept rows in "
-        f"{result.output}/data, rejected with reasons in {result.output}/rejected"
+        f"{escape(result.output)}/data, rejected with reasons in {escape(result.output)}/rejected"
     )
 
 
@@ -165,7 +166,7 @@ def filters_list() -> None:
 
     table = Table("name", "implementation", "package")
     for name, ep in plugins.available().items():
-        table.add_row(name, ep.value, ep.dist.name if ep.dist else "")
+        table.add_row(escape(name), escape(ep.value), escape(ep.dist.name) if ep.dist else "")
     console.print(table)
 
 
@@ -179,10 +180,10 @@ def filters_show(name: str) -> None:
     except plugins.PluginError as exc:
         raise _fail(str(exc)) from None
     doc = (cls.__doc__ or "").strip().splitlines()
-    console.print(f"[bold]{name}[/]: {doc[0] if doc else ''}")
+    console.print(f"[bold]{escape(name)}[/]: {escape(doc[0]) if doc else ''}")
     table = Table("param", "type", "default", "help")
     for row in plugins.describe(cls):
-        table.add_row(row["name"], row["type"], row["default"], row["help"])
+        table.add_row(*(escape(str(row[k])) for k in ("name", "type", "default", "help")))
     console.print(table)
 
 

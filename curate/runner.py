@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from rich.console import Console
 
-from curate import exits, io, stats
+from curate import exits, io, probe, stats
 from curate.config import ConfigError, PipelineConfig, dump_yaml
 from curate.models import model_fields, pack, sha256_path
 from curate.process import (
@@ -96,47 +96,56 @@ class LocalExecutor:
 
 
 class _UnitActor:
-    """One Ray worker: sets up every step once, then processes the units it is handed."""
+    """One Ray worker: sets up every step once, then processes the units it is handed.
+
+    Setup runs in `ready()`, not `__init__`: a model that crashes the process while loading then
+    fails that one call (the driver stops the run) instead of a constructor Ray would restart
+    forever. After a mid-run restart, `process` sets the steps up again first."""
 
     def __init__(self, config: PipelineConfig, packed: bytes, shipped: dict, reused: dict) -> None:
-        self.error: str | None = None
+        self._args = (config, packed, shipped, reused)
+        self.processor: UnitProcessor | None = None
+
+    def _setup(self) -> UnitProcessor:
+        import ray
+
+        config, packed, shipped, reused = self._args
+        io.configure_storage(config.storage.s3_endpoint_url, config.storage.s3_region)
+        # Arrow's compute pool follows the CPUs Ray reserved for this actor, not the node's:
+        # N actors on N cores must not each start N threads.
+        cpus = max(1, int(round(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))))
+        pa.set_cpu_count(cpus)
+        # Likewise for libraries steps import in setup() (torch, numpy's BLAS).
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ.setdefault(var, str(cpus))
+        steps = _unpack_steps(packed, config)
+
+        from curate.models import materialise
+
+        for step in steps:
+            for name, (files, digest) in shipped.get(step.sid, {}).items():
+                files = ray.get(files) if isinstance(files, ray.ObjectRef) else files
+                local = materialise(
+                    files, digest, os.path.basename(getattr(step.params, name).rstrip("/"))
+                )
+                setattr(step.params, name, local)
+        processor = UnitProcessor(config, steps, reused)
+        processor.setup()
+        return processor
+
+    def ready(self) -> str | None:
         try:
-            import ray
-
-            io.configure_storage(config.storage.s3_endpoint_url, config.storage.s3_region)
-            # Arrow's compute pool follows the CPUs Ray reserved for this actor, not the node's:
-            # N actors on N cores must not each start N threads.
-            cpus = max(
-                1, int(round(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
-            )
-            pa.set_cpu_count(cpus)
-            # Likewise for libraries steps import in setup() (torch, numpy's BLAS).
-            for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-                os.environ.setdefault(var, str(cpus))
-            steps = _unpack_steps(packed, config)
-
-            from curate.models import materialise
-
-            for step in steps:
-                for name, (files, digest) in shipped.get(step.sid, {}).items():
-                    files = ray.get(files) if isinstance(files, ray.ObjectRef) else files
-                    local = materialise(
-                        files, digest, os.path.basename(getattr(step.params, name).rstrip("/"))
-                    )
-                    setattr(step.params, name, local)
-            self.processor = UnitProcessor(config, steps, reused)
-            self.processor.setup()
-        except Exception as exc:  # reported by ready(): a raising __init__ would be restarted
-            self.error = (
+            self.processor = self.processor or self._setup()
+        except Exception as exc:
+            return (
                 str(exc)
                 if isinstance(exc, StepError | RunError)
                 else f"{type(exc).__name__}: {exc}"
             )
-
-    def ready(self) -> str | None:
-        return self.error
+        return None
 
     def process(self, seg: int, unit: io.WorkUnit, decision: Any) -> dict[str, Any]:
+        self.processor = self.processor or self._setup()
         return self.processor.process(seg, unit, decision)
 
 
@@ -262,7 +271,17 @@ class RayExecutor:
         packed = ray.cloudpickle.dumps(steps)
         self._pinned = shipped
         self.actors = [actor_cls.remote(config, packed, shipped, reused) for _ in range(workers)]
-        errors = [e for e in ray.get([a.ready.remote() for a in self.actors]) if e]
+        # No retry: an actor that dies setting up is reported, not restarted into the same crash.
+        try:
+            ready = ray.get([a.ready.options(max_task_retries=0).remote() for a in self.actors])
+        except ray.exceptions.RayActorError as exc:
+            self.close()
+            raise RunError(
+                "a Ray worker died setting up the steps "
+                f"({', '.join(s.sid for s in steps)}): a model file is probably truncated or "
+                f"corrupt, or setup ran out of memory ({type(exc).__name__})"
+            ) from None
+        errors = [e for e in ready if e]
         if errors:
             self.close()
             raise RunError(errors[0])
@@ -403,6 +422,7 @@ def run(
         del reused[sid]
     segments = plan_segments(steps)
     models = _models([s for s in steps if s.sid not in reused])
+    probe.check_setup(steps, config.input.text_column, models)  # before Ray: a crash is a sentence
     _check_inputs(config, shards)
     units = io.plan_units(shards, config.input.unit_rows)
     layout = Layout(config.output.path)

@@ -29,7 +29,9 @@ def bound(tmp_path: Path, behaviour: str, **step_extra) -> tuple[list[BoundStep]
         base={
             "input": {"path": str(tmp_path)},
             "output": {"path": str(tmp_path / "out")},
-            "steps": [{"use": USE, "id": "scripted", "params": {"model": str(model)}, **step_extra}],
+            "steps": [
+                {"use": USE, "id": "scripted", "params": {"model": str(model)}, **step_extra}
+            ],
         }
     )
     steps = bind_steps(config)

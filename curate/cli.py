@@ -218,12 +218,16 @@ def main() -> None:
         code = exits.PROBLEM
     except KeyboardInterrupt:  # arrived outside the command (Typer turns the rest into 130)
         code = 130
-    except _user_errors() as exc:  # a command that let one through: still a sentence
+    except (*_user_errors(), OSError) as exc:  # a command let one through: still a sentence
         exits.print_error(str(exc))
         code = exits.PROBLEM
     except Exception as exc:  # a bug: say so in one line, the traceback only with --debug
+        # A worker's error carries its remote traceback in its text: name the cause alone.
+        cause = getattr(exc, "cause", None)
+        cause = cause if isinstance(cause, BaseException) else exc
+        lines = str(cause).strip().splitlines() or [""]
         hint = "" if exits.debug() else " (rerun with --debug for the traceback)"
-        exits.print_error(f"internal error: {type(exc).__name__}: {exc}{hint}")
+        exits.print_error(f"internal error: {type(cause).__name__}: {lines[0]}{hint}")
         code = exits.PROBLEM
     if exits.interrupted_code() is not None:
         exits.print_interrupted()

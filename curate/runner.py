@@ -180,6 +180,17 @@ def _call(fn: Callable[..., Any], item: Any, storage: tuple[str | None, str | No
     return fn(item)
 
 
+def _check_local_workers(workers: int | None) -> None:
+    """Embedded Ray gets one CPU per worker: more than the machine has would fork it to death."""
+    have = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if workers and have and workers > have:
+        raise RunError(
+            f"--workers {workers}: this machine has {have} CPUs, and an embedded Ray "
+            f"(ray.address: local) runs at most one worker per CPU: use --workers {have} or "
+            "fewer, or connect to a cluster with --ray-address"
+        )
+
+
 def _check_reachable(address: str) -> None:
     """Refuse an address nothing listens on within seconds (ray.init retries for minutes)."""
     host, _, port = address.removeprefix("ray://").rpartition(":")
@@ -212,6 +223,7 @@ class RayExecutor:
         if self.owns_ray:
             try:
                 if address == "local":
+                    _check_local_workers(config.ray.workers)
                     os.environ.pop("RAY_ADDRESS", None)  # embedded means fresh, not a stale cluster
                     # Workers import ad-hoc `module:Class` steps from where the driver runs.
                     path = os.pathsep.join(

@@ -190,3 +190,26 @@ def test_a_good_model_is_probed_once_then_cached(tmp_path):
     result = cli.invoke(app, ["run", str(conf), "-q", "--executor", "local", "--overwrite"])
     assert result.exit_code == 0, result.output
     assert cache.read_bytes() == before  # nothing new to remember: the probe was skipped
+
+
+def test_more_workers_than_cpus_on_embedded_ray_is_refused_with_the_number(tmp_path):
+    """`--workers 100000` used to start Ray with 100000 CPUs and fork until the machine died."""
+    conf = _scripted(tmp_path, "ok")
+    have = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    done = subprocess.run(
+        [sys.executable, "-m", "curate.cli", "run", str(conf), "--workers", "100000"],
+        cwd=REPO,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "RAY_ADDRESS": "",
+            "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    message = " ".join(done.stderr.split())
+    assert f"error: --workers 100000: this machine has {have} CPUs" in message
+    assert "Traceback" not in message

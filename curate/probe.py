@@ -10,6 +10,7 @@ StepError naming the step and the file. Steps that passed are remembered in a sm
 
 from __future__ import annotations
 
+import dataclasses
 import faulthandler
 import hashlib
 import json
@@ -26,6 +27,7 @@ from typing import Any
 import pyarrow as pa
 
 from curate.filter import Filter
+from curate.models import model_fields
 from curate.process import BoundStep, StepError
 
 TIMEOUT_ENV = "CURATE_PROBE_TIMEOUT"
@@ -77,7 +79,8 @@ def check_setup(
         key = probe_key(step, text_column, models[step.sid])
         if key in cache:
             continue
-        result = probe(step, text_column, _model_bytes(models[step.sid]), timeout)
+        local = _with_local_models(step, models[step.sid])
+        result = probe(local, text_column, _model_bytes(local), timeout)
         if result.status != "ok":
             raise StepError(describe(step, models[step.sid], result))
         passed.append(key)
@@ -214,10 +217,23 @@ def _wants_gpu(step: BoundStep) -> bool:
     return float(override.get("gpus", step.cls.resources.gpus)) > 0
 
 
-def _model_bytes(fields: dict[str, dict[str, str]]) -> int:
+def _with_local_models(step: BoundStep, fields: dict[str, dict[str, str]]) -> BoundStep:
+    """The step with models on object stores copied to this machine, as workers get them."""
+    remote = {name: info for name, info in fields.items() if "://" in info["path"]}
+    if not remote:
+        return step
+    from curate.models import materialise, pack
+
+    params = step.params.model_copy()
+    for name, info in remote.items():
+        name_on_disk = os.path.basename(info["path"].rstrip("/"))
+        setattr(params, name, materialise(pack(info["path"]), info["sha256"], name_on_disk))
+    return dataclasses.replace(step, params=params)
+
+
+def _model_bytes(step: BoundStep) -> int:
     total = 0
-    for info in fields.values():
-        path = info["path"]
+    for path in model_fields(step.params).values():
         if os.path.isfile(path):
             total += os.path.getsize(path)
         elif os.path.isdir(path):

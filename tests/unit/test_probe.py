@@ -130,3 +130,14 @@ def test_steps_without_models_or_reserving_gpus_are_not_probed(tmp_path, monkeyp
     monkeypatch.setattr(probe, "probe", lambda *a, **k: pytest.fail("probed"))
     assert probe.check_setup(steps, "text", models) == 0.0
     assert probe.check_setup(steps, "text", {}) == 0.0
+
+
+def test_a_model_on_a_store_is_copied_locally_before_it_is_probed(tmp_path):
+    """Workers get a local copy of a model named by URI; so does the probe (file:// stands in
+    for s3:// here: the same pyarrow filesystem door)."""
+    steps, models = bound(tmp_path, "ok")
+    uri = "file://" + models["scripted"]["model"]["path"]
+    steps[0].params.model = uri
+    models["scripted"]["model"]["path"] = uri
+    probe.check_setup(steps, "text", models)
+    assert steps[0].params.model == uri  # the run's own params are left alone

@@ -97,7 +97,7 @@ def probe(
     timeout = timeout or DEFAULT_TIMEOUT_S
     ctx = multiprocessing.get_context(_start_method())
     receive, send = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_child, args=(send, step, text_column), daemon=True)
+    child = ctx.Process(target=_child, args=(send, step, text_column))
     child.start()
     send.close()
     floor = float(os.environ.get(MEMORY_ENV, 0) or DEFAULT_MEMORY_GIB) * 2**30

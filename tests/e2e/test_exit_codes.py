@@ -62,6 +62,16 @@ def assert_one_sentence(done: subprocess.CompletedProcess, *fragments: str) -> s
     return message
 
 
+def test_a_failed_expectation_is_exit_1_and_a_passing_run_exit_0(tmp_path):
+    conf = _config(tmp_path)
+    expect = tmp_path / "expect.yaml"
+    expect.write_text("min_documents: 1000000\n")
+    assert curate("check", str(conf), "--expect", str(expect)).returncode == 1
+    expect.write_text("min_documents: 1\n")
+    assert curate("check", str(conf), "--expect", str(expect)).returncode == 0
+    assert curate("run", str(conf), "--executor", "local", "-q").returncode == 0
+
+
 @pytest.mark.parametrize("address", ["127.0.0.1:1", "ray://127.0.0.1:1"])
 def test_an_unreachable_ray_address_is_a_sentence_in_seconds(tmp_path, address):
     t0 = time.perf_counter()

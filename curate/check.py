@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import time
 import xml.etree.ElementTree as ET
@@ -471,6 +472,14 @@ def check(
     return report
 
 
+_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def _xml_text(value: object) -> str:
+    """Text XML 1.0 can hold: the control characters it forbids become U+FFFD."""
+    return _XML_FORBIDDEN.sub("\ufffd", str(value))
+
+
 def junit_xml(report: Report, suite: str = "curate check") -> str:
     """JUnit XML: one testcase per expectation; an <error> case when the check could not run."""
     failures = sum(not r.passed for r in report.results)
@@ -485,16 +494,17 @@ def junit_xml(report: Report, suite: str = "curate check") -> str:
         errors=str(errors),
         time=f"{report.seconds:.3f}",
     )
+    x = _xml_text
     for r in report.results:
-        case = ET.SubElement(ts, "testcase", classname=f"curate.check.{r.kind}", name=r.name)
+        case = ET.SubElement(ts, "testcase", classname=f"curate.check.{x(r.kind)}", name=x(r.name))
         if not r.passed:
-            fail = ET.SubElement(case, "failure", message=r.message, type="ExpectationFailed")
-            fail.text = f"{r.name}: observed {r.observed}, expected {r.expected}"
+            fail = ET.SubElement(case, "failure", message=x(r.message), type="ExpectationFailed")
+            fail.text = x(f"{r.name}: observed {r.observed}, expected {r.expected}")
         out = ET.SubElement(case, "system-out")
-        out.text = f"observed {r.observed}; expected {r.expected}"
+        out.text = x(f"observed {r.observed}; expected {r.expected}")
     if errors:
         case = ET.SubElement(ts, "testcase", classname="curate.check", name="run")
-        err = ET.SubElement(case, "error", message=report.error or "", type="CheckError")
-        err.text = report.error
+        err = ET.SubElement(case, "error", message=x(report.error or ""), type="CheckError")
+        err.text = x(report.error or "")
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode")

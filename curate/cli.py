@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import importlib
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(
@@ -46,8 +48,20 @@ for _module, _target in (
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
-    return typer.Exit(code)
+    from curate.exits import fail
+
+    return fail(message, code)
+
+
+@app.callback()
+def _global_options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Print the traceback behind an error too.")
+    ] = False,
+) -> None:
+    from curate.exits import set_debug
+
+    set_debug(debug)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -60,6 +74,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
     return (ConfigError, InputError, OwnershipError, PluginError, StepError, RunError)
 
+
+PROGRESS_MODES = ("auto", "live", "plain")
 
 SetOption = Annotated[
     list[str] | None,
@@ -87,7 +103,7 @@ def run(
         typer.Option(help="Input path, glob or URI (repeatable); overrides input.path."),
     ] = None,
     output: Annotated[str | None, typer.Option(help="Output folder.")] = None,
-    workers: Annotated[int | None, typer.Option(help="Ray actors.")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Ray actors.")] = None,
     executor: Annotated[
         str | None,
         typer.Option(help="ray (default) or local (in process)."),
@@ -106,12 +122,14 @@ def run(
     progress: Annotated[str, typer.Option(help="auto, live or plain.")] = "auto",
 ) -> None:
     """Run a pipeline: stream the input through the steps, write kept, rejected and stats."""
+    if progress not in PROGRESS_MODES:
+        raise _fail(f"--progress {progress}: choose one of {', '.join(PROGRESS_MODES)}")
     overrides = list(set_ or [])
     if input:
         overrides.append(f"input.path={json.dumps(input if len(input) > 1 else input[0])}")
     if output:
         overrides.append(f"output.path={json.dumps(output)}")
-    if workers:
+    if workers is not None:
         overrides.append(f"ray.workers={workers}")
     if executor:
         overrides.append(f"executor={executor}")
@@ -128,7 +146,7 @@ def run(
         raise _fail(str(exc)) from None
     if quiet:
         return
-    console.print(stats.funnel_table(result.stats, title=f"curate funnel: {result.output}"))
+    console.print(stats.funnel_table(result.stats, title=f"curate funnel: {escape(result.output)}"))
     total = result.stats["total"]
     note = (
         f" ({result.skipped_units} units resumed from a previous run)"
@@ -138,7 +156,7 @@ def run(
     console.print(
         f"kept {total['kept']:,} of {total['documents']:,} documents in "
         f"{total.get('wall_seconds', 0):.1f}s{note}; kept rows in "
-        f"{result.output}/data, rejected with reasons in {result.output}/rejected"
+        f"{escape(result.output)}/data, rejected with reasons in {escape(result.output)}/rejected"
     )
 
 
@@ -149,7 +167,7 @@ def filters_list() -> None:
 
     table = Table("name", "implementation", "package")
     for name, ep in plugins.available().items():
-        table.add_row(name, ep.value, ep.dist.name if ep.dist else "")
+        table.add_row(escape(name), escape(ep.value), escape(ep.dist.name) if ep.dist else "")
     console.print(table)
 
 
@@ -163,10 +181,10 @@ def filters_show(name: str) -> None:
     except plugins.PluginError as exc:
         raise _fail(str(exc)) from None
     doc = (cls.__doc__ or "").strip().splitlines()
-    console.print(f"[bold]{name}[/]: {doc[0] if doc else ''}")
+    console.print(f"[bold]{escape(name)}[/]: {escape(doc[0]) if doc else ''}")
     table = Table("param", "type", "default", "help")
     for row in plugins.describe(cls):
-        table.add_row(row["name"], row["type"], row["default"], row["help"])
+        table.add_row(*(escape(str(row[k])) for k in ("name", "type", "default", "help")))
     console.print(table)
 
 
@@ -187,7 +205,44 @@ def config_show(
 
 
 def main() -> None:
-    app()
+    """The `curate` script: exit 0 done, 1 an expectation failed (check), 2 a problem named in
+    one sentence, 130/143 interrupted by SIGINT/SIGTERM."""
+    from curate import exits
+
+    exits.install_signal_handlers()
+    try:
+        code = app(standalone_mode=False)
+    except typer.TyperException as exc:  # usage errors: Typer's own message, exit 2
+        _show_usage_error(exc)
+        code = exits.PROBLEM
+    except typer.Abort:  # end of input at a prompt
+        code = exits.PROBLEM
+    except KeyboardInterrupt:  # arrived outside the command (Typer turns the rest into 130)
+        code = 130
+    except (*_user_errors(), OSError) as exc:  # a command let one through: still a sentence
+        exits.print_error(str(exc))
+        code = exits.PROBLEM
+    except Exception as exc:  # a bug: say so in one line, the traceback only with --debug
+        # A worker's error carries its remote traceback in its text: name the cause alone.
+        cause = getattr(exc, "cause", None)
+        cause = cause if isinstance(cause, BaseException) else exc
+        lines = str(cause).strip().splitlines() or [""]
+        hint = "" if exits.debug() else " (rerun with --debug for the traceback)"
+        exits.print_error(f"internal error: {type(cause).__name__}: {lines[0]}{hint}")
+        code = exits.PROBLEM
+    if exits.interrupted_code() is not None:
+        exits.print_interrupted()
+        code = exits.interrupted_code()
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _show_usage_error(exc: typer.TyperException) -> None:
+    try:
+        from typer import rich_utils
+
+        rich_utils.rich_format_error(exc)
+    except (ImportError, AttributeError):
+        exc.show()
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ class InputConfig(_Strict):
 
 class OutputConfig(_Strict):
     path: str = Field(description="Output folder (local path or pyarrow.fs URI).")
-    compression: str = Field("zstd", description="Parquet compression codec.")
+    compression: str = Field("zstd", description="Parquet compression codec, or none.")
     keep_intermediate: bool = Field(
         False, description="Keep the segment files between global steps."
     )
@@ -71,6 +71,23 @@ class OutputConfig(_Strict):
         description="Input columns kept with each rejected row besides id, text, reason and "
         "scores: all (default), minimal (none), or a list of column names.",
     )
+
+    @field_validator("compression")
+    @classmethod
+    def _known_codec(cls, value: str) -> str:
+        allowed = parquet_codecs()
+        if value.lower() not in allowed:
+            raise ValueError(f"unknown compression '{value}' (use one of {', '.join(allowed)})")
+        return value.lower()
+
+
+def parquet_codecs() -> list[str]:
+    """The Parquet codecs this pyarrow build can write, and none."""
+    import pyarrow as pa
+
+    return ["none"] + [
+        c for c in ("snappy", "gzip", "brotli", "lz4", "zstd") if pa.Codec.is_available(c)
+    ]
 
 
 class RayConfig(_Strict):
@@ -194,7 +211,12 @@ def read_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"config file {path} does not exist")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start}); save the config as UTF-8"
+        ) from exc
     try:
         data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
     except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
@@ -224,7 +246,11 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
     if "=" not in assignment:
         raise ConfigError(f"--set {assignment!r}: expected dotted.path=value")
     path, raw = assignment.split("=", 1)
-    value = yaml.safe_load(raw) if raw != "" else ""
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise ConfigError(f"--set {assignment}: the value is not valid YAML ({problem})") from exc
     keys = path.strip().split(".")
     node: Any = data
     for depth, key in enumerate(keys):

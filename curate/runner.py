@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from rich.console import Console
 
-from curate import idcheck, identity, io, ownership, stats
+from curate import exits, idcheck, identity, io, ownership, probe, stats
 from curate.config import ConfigError, PipelineConfig, dump_yaml
 from curate.models import model_fields, pack, sha256_path
 from curate.process import (
@@ -97,49 +97,58 @@ class LocalExecutor:
 
 
 class _UnitActor:
-    """One Ray worker: sets up every step once, then processes the units it is handed."""
+    """One Ray worker: sets up every step once, then processes the units it is handed.
+
+    Setup runs in `ready()`, not `__init__`: a model that crashes the process while loading then
+    fails that one call (the driver stops the run) instead of a constructor Ray would restart
+    forever. After a mid-run restart, `process` sets the steps up again first."""
 
     def __init__(
         self, config: PipelineConfig, packed: bytes, shipped: dict, unit_args: dict
     ) -> None:
-        self.error: str | None = None
+        self._args = (config, packed, shipped, unit_args)
+        self.processor: UnitProcessor | None = None
+
+    def _setup(self) -> UnitProcessor:
+        import ray
+
+        config, packed, shipped, unit_args = self._args
+        io.configure_storage(config.storage.s3_endpoint_url, config.storage.s3_region)
+        # Arrow's compute pool follows the CPUs Ray reserved for this actor, not the node's:
+        # N actors on N cores must not each start N threads.
+        cpus = max(1, int(round(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))))
+        pa.set_cpu_count(cpus)
+        # Likewise for libraries steps import in setup() (torch, numpy's BLAS).
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ.setdefault(var, str(cpus))
+        steps = _unpack_steps(packed, config)
+
+        from curate.models import materialise
+
+        for step in steps:
+            for name, (files, digest) in shipped.get(step.sid, {}).items():
+                files = ray.get(files) if isinstance(files, ray.ObjectRef) else files
+                local = materialise(
+                    files, digest, os.path.basename(getattr(step.params, name).rstrip("/"))
+                )
+                setattr(step.params, name, local)
+        processor = UnitProcessor(config, steps, **unit_args)
+        processor.setup()
+        return processor
+
+    def ready(self) -> str | None:
         try:
-            import ray
-
-            io.configure_storage(config.storage.s3_endpoint_url, config.storage.s3_region)
-            # Arrow's compute pool follows the CPUs Ray reserved for this actor, not the node's:
-            # N actors on N cores must not each start N threads.
-            cpus = max(
-                1, int(round(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
-            )
-            pa.set_cpu_count(cpus)
-            # Likewise for libraries steps import in setup() (torch, numpy's BLAS).
-            for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-                os.environ.setdefault(var, str(cpus))
-            steps = _unpack_steps(packed, config)
-
-            from curate.models import materialise
-
-            for step in steps:
-                for name, (files, digest) in shipped.get(step.sid, {}).items():
-                    files = ray.get(files) if isinstance(files, ray.ObjectRef) else files
-                    local = materialise(
-                        files, digest, os.path.basename(getattr(step.params, name).rstrip("/"))
-                    )
-                    setattr(step.params, name, local)
-            self.processor = UnitProcessor(config, steps, **unit_args)
-            self.processor.setup()
-        except Exception as exc:  # reported by ready(): a raising __init__ would be restarted
-            self.error = (
+            self.processor = self.processor or self._setup()
+        except Exception as exc:
+            return (
                 str(exc)
                 if isinstance(exc, StepError | RunError)
                 else f"{type(exc).__name__}: {exc}"
             )
-
-    def ready(self) -> str | None:
-        return self.error
+        return None
 
     def process(self, seg: int, unit: io.WorkUnit, decision: Any) -> dict[str, Any]:
+        self.processor = self.processor or self._setup()
         return self.processor.process(seg, unit, decision)
 
 
@@ -182,6 +191,20 @@ def _call(fn: Callable[..., Any], item: Any, storage: tuple[str | None, str | No
     return fn(item)
 
 
+def _check_reachable(address: str) -> None:
+    """Refuse an address nothing listens on within seconds (ray.init retries for minutes)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" and other forms: Ray resolves them
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as exc:
+        raise RunError(
+            f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}): start it, or "
+            "fix --ray-address (ray.address: local, auto or ray://host:port)"
+        ) from None
+
+
 class RayExecutor:
     """A pool of Ray actors; units are handed out as actors free up."""
 
@@ -198,26 +221,32 @@ class RayExecutor:
         address = config.ray.address
         self.owns_ray = not ray.is_initialized()
         if self.owns_ray:
-            if address == "local":
-                cpus = machine_cpus()
-                if config.ray.workers and config.ray.workers > cpus:
-                    raise RunError(
-                        f"--workers {config.ray.workers}: this machine has {cpus} CPUs, so "
-                        f"embedded Ray runs at most {cpus} workers; use --workers {cpus} or "
-                        "fewer, or a Ray cluster (--ray-address)"
+            try:
+                if address == "local":
+                    os.environ.pop("RAY_ADDRESS", None)  # embedded means fresh, not a stale cluster
+                    # Workers import ad-hoc `module:Class` steps from where the driver runs.
+                    path = os.pathsep.join(
+                        p for p in (os.getcwd(), os.environ.get("PYTHONPATH")) if p
                     )
-                os.environ.pop("RAY_ADDRESS", None)  # embedded means fresh, not a stale cluster
-                # Workers import ad-hoc `module:Class` steps from where the driver runs.
-                path = os.pathsep.join(p for p in (os.getcwd(), os.environ.get("PYTHONPATH")) if p)
-                ray.init(
-                    num_cpus=cpus,  # never more than the machine has, whatever --workers says
-                    include_dashboard=False,
-                    log_to_driver=False,
-                    configure_logging=False,
-                    runtime_env={"env_vars": {"PYTHONPATH": path}},
-                )
-            else:
-                ray.init(address=address, log_to_driver=False, configure_logging=False)
+                    ray.init(
+                        num_cpus=machine_cpus(),  # never more than the machine has
+                        include_dashboard=False,
+                        log_to_driver=False,
+                        configure_logging=False,
+                        runtime_env={"env_vars": {"PYTHONPATH": path}},
+                    )
+                else:
+                    _check_reachable(address)
+                    ray.init(address=address, log_to_driver=False, configure_logging=False)
+            except RunError:
+                raise
+            except Exception as exc:  # ConnectionError, a timeout, a version mismatch, ...
+                where = "start an embedded Ray" if address == "local" else f"connect to {address}"
+                raise RunError(
+                    f"cannot {where}: {type(exc).__name__}: {exc}; check --ray-address "
+                    "(ray.address: local, auto or ray://host:port)"
+                ) from None
+            exits.restore_signal_handlers()  # ray.init replaced SIGTERM's with a bare exit
         cluster = address != "local" or not self._single_node()
         shipped: dict[str, dict[str, Any]] = {}
         if cluster:  # local model paths must work on nodes that do not share this disk
@@ -253,7 +282,17 @@ class RayExecutor:
         packed = ray.cloudpickle.dumps(steps)
         self._pinned = shipped
         self.actors = [actor_cls.remote(config, packed, shipped, unit_args) for _ in range(workers)]
-        errors = [e for e in ray.get([a.ready.remote() for a in self.actors]) if e]
+        # No retry: an actor that dies setting up is reported, not restarted into the same crash.
+        try:
+            ready = ray.get([a.ready.options(max_task_retries=0).remote() for a in self.actors])
+        except ray.exceptions.RayActorError as exc:
+            self.close()
+            raise RunError(
+                "a Ray worker died setting up the steps "
+                f"({', '.join(s.sid for s in steps)}): a model file is probably truncated or "
+                f"corrupt, or setup ran out of memory ({type(exc).__name__})"
+            ) from None
+        errors = [e for e in ready if e]
         if errors:
             self.close()
             raise RunError(errors[0])
@@ -570,6 +609,9 @@ def run(
     for sid in applied:
         del reused[sid]
     segments = plan_segments(steps)
+    probe.check_setup(  # before Ray: a model that crashes its process is a sentence
+        [s for s in steps if s.sid not in reused], config.input.text_column, models
+    )
     _check_inputs(config, shards)
     units = io.plan_units(shards, config.input.unit_rows)
     plan = identity.build_plan(config, shards, units, steps, models)

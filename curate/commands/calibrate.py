@@ -8,7 +8,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+from curate.exits import fail
 
 
 def register(app: typer.Typer) -> None:
@@ -50,10 +53,7 @@ def register(app: typer.Typer) -> None:
             folder = Output.open(out)
             result = cal.calibrate(folder, step, keep=keep, percentile=percentile, by=by)
         except OutputError as exc:
-            Console(stderr=True).print(
-                f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True
-            )
-            raise typer.Exit(2) from None
+            raise fail(str(exc)) from None
         patch_path = patch or Path(f"calibrated-{step}.yaml")
         content = cal.patch_for(folder, result, output)
         patch_path.parent.mkdir(parents=True, exist_ok=True)
@@ -63,14 +63,14 @@ def register(app: typer.Typer) -> None:
             return
         sign = ">=" if result.direction == "min" else "<="
         table = Table(
-            title=f"{step}: keep {result.score} {sign} threshold ({result.target})",
+            title=escape(f"{step}: keep {result.score} {sign} threshold ({result.target})"),
             title_justify="left",
         )
         for col in ([by] if by else []) + ["rows", result.param, "kept", "keep rate"]:
             table.add_column(col, justify="left" if col == by else "right")
         for g in result.groups:
             table.add_row(
-                *([g.group] if by else []),
+                *([escape(str(g.group))] if by else []),
                 f"{g.rows:,}",
                 "-" if g.threshold is None else f"{g.threshold:.6g}",
                 f"{g.kept:,}",
@@ -78,6 +78,7 @@ def register(app: typer.Typer) -> None:
             )
         console.print(table)
         console.print(
-            f"wrote {patch_path}; apply it with: curate run CONFIG --patch {patch_path} "
+            f"wrote {escape(str(patch_path))}; apply it with: curate run CONFIG --patch "
+            f"{escape(str(patch_path))} "
             "(stored scores are reused, no model is loaded)"
         )

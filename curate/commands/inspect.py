@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -15,8 +16,9 @@ BAR = 30
 
 
 def _fail(message: str) -> typer.Exit:
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(2)
+    from curate.exits import fail
+
+    return fail(message)
 
 
 def _fmt(value: object) -> str:
@@ -82,14 +84,18 @@ def register(app: typer.Typer) -> None:
                 html.parent.mkdir(parents=True, exist_ok=True)
                 html.write_text(page, encoding="utf-8")
                 if not as_json:
-                    console.print(f"wrote {html} ({len(page) / 1024:,.0f} KiB, no network needed)")
+                    console.print(
+                        f"wrote {escape(str(html))} ({len(page) / 1024:,.0f} KiB, "
+                        "no network needed)"
+                    )
             if reason is not None:
                 rows = report.rejected_sample(output, reason, sample, seed)
                 if as_json:
                     print(json.dumps({"step": reason, "documents": rows}, ensure_ascii=False))
                     return
                 table = Table(
-                    title=f"{len(rows)} documents rejected by {reason}", title_justify="left"
+                    title=f"{len(rows)} documents rejected by {escape(reason)}",
+                    title_justify="left",
                 )
                 cols = list(rows[0]) if rows else ["id", "text"]
                 for col in cols:
@@ -101,7 +107,7 @@ def register(app: typer.Typer) -> None:
                 for row in rows:
                     table.add_row(
                         *[
-                            report.shorten(row[c], width) if c == "text" else _fmt(row[c])
+                            escape(report.shorten(row[c], width) if c == "text" else _fmt(row[c]))
                             for c in cols
                         ]
                     )
@@ -114,7 +120,7 @@ def register(app: typer.Typer) -> None:
                     return
                 if not hists:
                     console.print(
-                        "no numeric score columns" + (f" for step {step}" if step else "")
+                        "no numeric score columns" + (f" for step {escape(step)}" if step else "")
                     )
                 for h in hists:
                     console.print(_histogram_table(h))
@@ -126,6 +132,6 @@ def register(app: typer.Typer) -> None:
             if as_json:
                 print(json.dumps(funnel))
                 return
-            console.print(funnel_table(funnel, title=f"curate funnel: {output.root}"))
+            console.print(funnel_table(funnel, title=f"curate funnel: {escape(str(output.root))}"))
         except report.OutputError as exc:
             raise _fail(str(exc)) from None

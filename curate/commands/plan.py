@@ -9,7 +9,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+from curate.exits import fail
 
 
 def register(app: typer.Typer) -> None:
@@ -35,8 +38,7 @@ def register(app: typer.Typer) -> None:
             steps = bind_steps(config)
             shards = io.discover(config.input.path, config.input.format, config.output.path)
         except (cfg.ConfigError, io.InputError) as exc:
-            Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(2) from None
+            raise fail(str(exc)) from None
         footers = [
             plan.read_footer(s.uri, config.input.text_column)
             for s in shards
@@ -58,8 +60,8 @@ def register(app: typer.Typer) -> None:
         table = Table("step", "plugin", "est. seconds", "sidecar disk", "driver memory")
         for s in result.steps:
             table.add_row(
-                s.sid,
-                s.plugin,
+                escape(s.sid),
+                escape(s.plugin),
                 f"{s.seconds:,.0f}",
                 plan.human(s.sidecar_bytes) if s.sidecar_bytes else "",
                 plan.human(s.driver_bytes) if s.driver_bytes else "",
@@ -82,4 +84,4 @@ def register(app: typer.Typer) -> None:
         if hasattr(os, "sysconf") and "SC_AVPHYS_PAGES" in os.sysconf_names:
             free_mem = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         for warning in plan.check_fit(result, free_disk, free_mem):
-            console.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
+            console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 console = Console()
@@ -22,8 +23,9 @@ def _settings(**kwargs):
 
 
 def _fail(error: Exception) -> None:
-    console.print(f"[red]error:[/red] {error}")
-    raise typer.Exit(2)
+    from curate.exits import fail
+
+    raise fail(str(error)) from None
 
 
 def _sizes(report) -> str:
@@ -86,7 +88,7 @@ def quality(
         )  # fmt: skip
     except FastTextError as e:
         _fail(e)
-    table = Table(title=f"quality model {report.output}")
+    table = Table(title=escape(f"quality model {report.output}"))
     table.add_column("")
     table.add_column("value", justify="right")
     for name, n in report.n_train.items():
@@ -99,7 +101,7 @@ def quality(
     table.add_row("model size", _sizes(report))
     table.add_row("training time", f"{report.train_seconds:.1f} s")
     console.print(table)
-    console.print(f"settings and metrics: {report.sidecar}")
+    console.print(escape(f"settings and metrics: {report.sidecar}"))
 
 
 def langid(
@@ -158,13 +160,13 @@ def langid(
         )  # fmt: skip
     except FastTextError as e:
         _fail(e)
-    table = Table(title=f"language-id model {report.output}")
+    table = Table(title=escape(f"language-id model {report.output}"))
     for name in ("language", "train rows", "held-out rows", "held-out accuracy"):
         table.add_column(name, justify="left" if name == "language" else "right")
     for lang, n in report.n_train.items():
         acc = report.per_language.get(lang)
         table.add_row(
-            lang,
+            escape(lang),
             f"{n:,}",
             f"{report.n_holdout.get(lang, 0):,}",
             "" if acc is None else f"{acc:.3f}",
@@ -172,7 +174,8 @@ def langid(
     console.print(table)
     console.print(
         f"held-out accuracy {report.accuracy:.4f} | model size {_sizes(report)} | "
-        f"training time {report.train_seconds:.1f} s\nsettings and metrics: {report.sidecar}"
+        f"training time {report.train_seconds:.1f} s\nsettings and metrics: "
+        f"{escape(str(report.sidecar))}"
     )
 
 

@@ -8,7 +8,10 @@ from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+from curate.exits import fail
 
 console = Console()
 
@@ -88,9 +91,8 @@ def lm(
             where=where_values,
         )
     except (KenLMNotFound, ValueError, RuntimeError, OSError) as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(2) from None
-    table = Table(title=f"KenLM model {output}")
+        raise fail(str(exc)) from None
+    table = Table(title=escape(f"KenLM model {output}"))
     table.add_column("")
     table.add_column("value", justify="right")
     table.add_row("documents", f"{stats.documents:,}")

@@ -49,6 +49,9 @@ class OutputConfig(_Strict):
     keep_intermediate: bool = Field(
         False, description="Keep the segment files between global steps."
     )
+    record_changes: bool = Field(
+        False, description="Mappers also write the spans they removed: column <step id>_removed."
+    )
 
 
 class RayConfig(_Strict):

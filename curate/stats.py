@@ -38,8 +38,8 @@ def merge(
                     agg[k] = agg.get(k, 0) + v
                     if k == "signature_seconds":
                         agg["seconds"] += v
-                else:
-                    agg[k] += v
+                else:  # in/kept/dropped/seconds, and a mapper's changed/chars_removed
+                    agg[k] = agg.get(k, 0) + v
     for sid, info in decide.items():
         steps.setdefault(sid, {"in": 0, "kept": 0, "dropped": 0, "seconds": 0.0})
         steps[sid]["decide_seconds"] = info.get("seconds", 0.0)
@@ -97,6 +97,8 @@ def funnel_table(stats: dict[str, Any], title: str = "curate funnel") -> Table:
     )
     for sid, st in stats["steps"].items():
         pct = f"{100 * st['dropped'] / st['in']:.1f}" if st["in"] else "-"
+        if "changed" in st:  # a mapper: how many documents it rewrote, and by how much
+            sid = f"{sid} (rewrote {st['changed']:,}, -{st['chars_removed']:,} chars)"
         table.add_row(
             sid,
             f"{st['in']:,}",

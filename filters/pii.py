@@ -1,0 +1,217 @@
+"""The `pii` mapper: redact emails, public IPs, phone numbers, payment cards and IBANs."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Iterator
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import xxhash
+from pydantic import Field
+
+from curate.filter import Params, Resources
+from curate.mapper import Mapper, MapResult
+from curate_filters import _textstats as ts
+
+# Kinds in priority order: where two detections overlap, the earlier kind wins (an IBAN's
+# digits are not also a phone number).
+KINDS = ("email", "iban", "card", "ip", "phone")
+PLACEHOLDERS = {
+    "email": "EMAIL",
+    "iban": "IBAN",
+    "card": "CARD",
+    "ip": "IP_ADDRESS",
+    "phone": "PHONE",
+}
+
+# RE2 patterns (pyarrow) that find the rows worth a closer look; every row they miss has none.
+_CANDIDATE = {
+    "email": r"[A-Za-z0-9._%+-]@[A-Za-z0-9-]+\.",
+    "iban": r"[A-Z]{2}[0-9]{2} ?[A-Z0-9]{4}",
+    "card": r"[0-9](?:[ -]?[0-9]){11,18}",
+    "ip": r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:",
+    "phone": r"[0-9](?:[\s().-]*[0-9]){6,}",
+}
+
+_EMAIL = re.compile(
+    r"(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+"
+    r"[A-Za-z]{2,24}(?![\w-])"
+)
+_IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}(?![A-Za-z0-9])")
+_CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){11,18}(?![\d-])")
+_IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.]|\.\d)")
+_IPV6 = re.compile(
+    r"(?<![0-9A-Fa-f:.])(?=[0-9A-Fa-f:.]*:[0-9A-Fa-f.]*:)[0-9A-Fa-f:]{2,39}(?:\.\d+){0,3}"
+    r"(?![0-9A-Fa-f:])"
+)
+# Issuer prefixes of the card networks (Visa, Mastercard, Amex, Discover, JCB, Diners,
+# Maestro, UnionPay): a Luhn-valid digit run outside them is more likely an id or a number.
+_CARD_PREFIX = re.compile(r"4|5[0-5]|2[2-7]|3[47]|3[0689]|6")
+
+Span = tuple[int, int, str, str]  # start, end, kind, matched text
+
+
+def luhn_valid(digits: str) -> bool:
+    """The Luhn checksum of a digit string (payment card numbers)."""
+    values = np.frombuffer(digits.encode(), np.uint8) - 48
+    doubled = values[::-1].copy()
+    doubled[1::2] *= 2
+    doubled[doubled > 9] -= 9
+    return int(doubled.sum()) % 10 == 0
+
+
+def iban_valid(candidate: str) -> bool:
+    """ISO 13616 check: move the first four characters to the end, letters to numbers, mod 97."""
+    compact = candidate.replace(" ", "")
+    if not 15 <= len(compact) <= 34:
+        return False
+    moved = compact[4:] + compact[:4]
+    number = "".join(str(int(ch, 36)) for ch in moved)
+    return int(number) % 97 == 1
+
+
+def _public_ip(candidate: str) -> bool:
+    try:
+        return ipaddress.ip_address(candidate).is_global
+    except ValueError:
+        return False
+
+
+class PIIParams(Params):
+    """Parameters of the `pii` step."""
+
+    kinds: list[Literal["email", "iban", "card", "ip", "phone"]] = Field(
+        list(KINDS), description="What to redact."
+    )
+    replace_with: Literal["placeholder", "hash"] = Field(
+        "placeholder",
+        description="placeholder: <EMAIL>; hash: <EMAIL:xxh64 of salt + value>, so equal "
+        "values stay equal without being readable.",
+    )
+    salt: str = Field("", description="Salt for replace_with: hash (keep it secret).")
+    phone_regions: list[str] = Field(
+        ["US"], description="Regions whose national phone formats are recognised (+CC always)."
+    )
+    phone_leniency: Literal["possible", "valid"] = Field(
+        "possible",
+        description="possible: a plausible length for the region (phonenumbers); valid: the "
+        "number must also be in an assigned range.",
+    )
+
+
+class PII(Mapper):
+    """Redact personal data: emails, public IPv4/IPv6 addresses, phone numbers (phonenumbers),
+    payment cards (issuer prefix + Luhn) and IBANs (mod-97 checksum).
+
+    Rows are first screened with Arrow regex kernels; only rows that may hold PII are scanned
+    in Python. Scores: the count of each kind redacted in the row.
+    """
+
+    Params = PIIParams
+    resources = Resources(cpus=1.0, batch_size=2048)
+
+    def setup(self) -> None:
+        self._phonenumbers()
+
+    def _phonenumbers(self):  # noqa: ANN202 - optional dependency
+        try:
+            import phonenumbers
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError("pip install 'curate[pii]' to use the pii step") from exc
+        return phonenumbers
+
+    def _finders(self) -> dict[str, Callable[[str], Iterator[Span]]]:
+        return {
+            "email": lambda t: _regex_spans(_EMAIL, t, "email", lambda s: True),
+            "iban": lambda t: _regex_spans(_IBAN, t, "iban", iban_valid),
+            "card": lambda t: _regex_spans(_CARD, t, "card", _card_valid),
+            "ip": self._ips,
+            "phone": self._phones,
+        }
+
+    def _ips(self, text: str) -> Iterator[Span]:
+        yield from _regex_spans(_IPV4, text, "ip", _public_ip)
+        yield from _regex_spans(_IPV6, text, "ip", _public_ip)
+
+    def _phones(self, text: str) -> Iterator[Span]:
+        pn = self._phonenumbers()
+        leniency = (
+            pn.Leniency.VALID if self.params.phone_leniency == "valid" else pn.Leniency.POSSIBLE
+        )
+        for region in self.params.phone_regions:
+            for m in pn.PhoneNumberMatcher(text, region, leniency=leniency):
+                yield m.start, m.end, "phone", m.raw_string
+
+    def _replacement(self, span: Span) -> str:
+        label = PLACEHOLDERS[span[2]]
+        if self.params.replace_with == "hash":
+            digest = xxhash.xxh64_hexdigest(self.params.salt + span[3])
+            return f"<{label}:{digest}>"
+        return f"<{label}>"
+
+    def redact(self, text: str) -> tuple[str, list[Span]]:
+        """One text with its PII replaced, and the spans replaced (in text order)."""
+        finders = self._finders()
+        spans = [s for kind in KINDS if kind in self.params.kinds for s in finders[kind](text)]
+        chosen: list[Span] = []
+        taken = np.zeros(len(text) + 1, bool)
+        for span in spans:  # priority order: the first kind to claim a character keeps it
+            if not taken[span[0] : span[1]].any():
+                taken[span[0] : span[1]] = True
+                chosen.append(span)
+        chosen.sort()
+        out, pos = [], 0
+        for span in chosen:
+            out += [text[pos : span[0]], self._replacement(span)]
+            pos = span[1]
+        out.append(text[pos:])
+        return "".join(out), chosen
+
+    def map(self, batch: pa.Table) -> MapResult:
+        text = ts.as_text(self.text(batch))
+        n = len(text)
+        kinds = [k for k in KINDS if k in self.params.kinds]
+        candidate = np.zeros(n, bool)
+        for kind in kinds:
+            candidate |= np.asarray(pc.match_substring_regex(text, _CANDIDATE[kind]), bool)
+        counts = {k: np.zeros(n, np.int64) for k in KINDS}
+        rows = np.flatnonzero(candidate)
+        new_texts = text.take(pa.array(rows, pa.int64())).to_pylist() if len(rows) else []
+        removed: list[list[str]] = [[] for _ in range(n)]
+        for i, row in enumerate(rows):
+            new_texts[i], spans = self.redact(new_texts[i])
+            for span in spans:
+                counts[span[2]][row] += 1
+            removed[row] = [s[3] for s in spans]
+        changes = sum(counts.values())
+        changed = np.flatnonzero(changes > 0)
+        out = text
+        if len(changed):
+            position = {int(r): i for i, r in enumerate(rows)}
+            redacted = pa.array([new_texts[position[int(r)]] for r in changed], pa.string())
+            mask = np.zeros(n, bool)
+            mask[changed] = True
+            out = pc.replace_with_mask(text, pa.array(mask), redacted)
+        return MapResult(
+            text=out,
+            changes=pa.array(changes),
+            scores={k: pa.array(counts[k].astype(np.int32)) for k in KINDS},
+            removed=pa.array(removed, pa.list_(pa.string())) if self.record_changes else None,
+        )
+
+
+def _regex_spans(
+    pattern: re.Pattern, text: str, kind: str, valid: Callable[[str], bool]
+) -> Iterator[Span]:
+    for m in pattern.finditer(text):
+        if valid(m.group()):
+            yield m.start(), m.end(), kind, m.group()
+
+
+def _card_valid(candidate: str) -> bool:
+    digits = re.sub(r"[ -]", "", candidate)
+    return 12 <= len(digits) <= 19 and bool(_CARD_PREFIX.match(digits)) and luhn_valid(digits)

@@ -135,6 +135,11 @@ def poly_hash32(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.nd
 
     Prefix sums make every range O(1) whatever its length, with no Python loop.
     """
+    return (poly_hash64(data, starts, ends) >> np.uint64(32)).astype(np.uint32)
+
+
+def poly_hash64(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """64-bit hash of each byte range: fmix64 of a polynomial hash mod 2^64 (see poly_hash32)."""
     n = len(data)
     powers = _powers(_POLY, n)
     inv_powers = _powers(_POLY_INV, n)
@@ -148,7 +153,7 @@ def poly_hash32(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.nd
     h -= prefix[starts]
     h *= inv_powers[starts]
     h ^= (ends - starts).astype(np.uint64) * _LEN_MIX
-    return (fmix64(h) >> np.uint64(32)).astype(np.uint32)
+    return fmix64(h)
 
 
 def sha1_hash32(b: bytes | memoryview) -> int:

@@ -73,6 +73,8 @@ def check_filter_contract(
             assert result.text.to_pylist() == texts, f"{name}: an empty decision changed text"
         return
     assert isinstance(step, Filter), f"{name} is neither a Filter nor a GlobalStep"
+    if isinstance(step, Mapper):  # first: a broken rewrite would break its scores obscurely
+        check_mapper_contract(step, batch)
     empty_scores = _check_scores(name, step.score(empty), 0)
     for key, arr in empty_scores.items():
         assert arr.type != pa.null(), f"{name}.score['{key}'] is untyped for an empty batch"
@@ -100,8 +102,6 @@ def check_filter_contract(
     assert pa.types.is_boolean(keep.type) and len(keep) == len(texts), (
         f"{name}.keep must return one boolean per row"
     )
-    if isinstance(step, Mapper):
-        check_mapper_contract(step, batch)
 
 
 def _check_map_result(name: str, result: Any, rows: int) -> None:

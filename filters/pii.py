@@ -45,8 +45,7 @@ _IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}(?![A-
 _CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){11,18}(?![\d-])")
 _IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.]|\.\d)")
 _IPV6 = re.compile(
-    r"(?<![0-9A-Fa-f:.])(?=[0-9A-Fa-f:.]*:[0-9A-Fa-f.]*:)[0-9A-Fa-f:]{2,39}(?:\.\d+){0,3}"
-    r"(?![0-9A-Fa-f:])"
+    r"(?<![\w:.])(?=[0-9A-Fa-f:.]*:[0-9A-Fa-f.]*:)[0-9A-Fa-f:]{2,39}(?:\.\d+){0,3}(?![\w:])"
 )
 # Issuer prefixes of the card networks (Visa, Mastercard, Amex, Discover, JCB, Diners,
 # Maestro, UnionPay): a Luhn-valid digit run outside them is more likely an id or a number.
@@ -75,6 +74,10 @@ def iban_valid(candidate: str) -> bool:
 
 
 def _public_ip(candidate: str) -> bool:
+    if ":" in candidate:  # an IPv6 in prose has digits and 3+ groups ("d::" is C++, not an IP)
+        groups = [g for g in candidate.split(":") if g]
+        if len(groups) < 3 or not any(ch.isdigit() for ch in candidate):
+            return False
     try:
         return ipaddress.ip_address(candidate).is_global
     except ValueError:
@@ -149,7 +152,7 @@ class PII(Mapper):
     def _replacement(self, span: Span) -> str:
         label = PLACEHOLDERS[span[2]]
         if self.params.replace_with == "hash":
-            digest = xxhash.xxh64_hexdigest(self.params.salt + span[3])
+            digest = xxhash.xxh64_hexdigest((self.params.salt + span[3]).encode())
             return f"<{label}:{digest}>"
         return f"<{label}>"
 

@@ -21,8 +21,8 @@ from curate.mapper import (
     MapResult,
     RewritingGlobalStep,
 )
-from curate_filters import _ccnet_normalize
 from curate_filters.minhash import shuffle
+from curate_filters.minhash.normalize import NormParams, normalize
 from curate_filters.minhash.signatures import poly_hash64, string_buffers
 
 _LINES_PER_PARTITION = 8_000_000
@@ -55,9 +55,13 @@ def split_lines(text: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     return pc.list_flatten(lists), parent, position.astype(np.int32)
 
 
+# cc_net's normalize_for_dedup: lower case, digits to 0, punctuation removed, spaces collapsed.
+_NORM = NormParams(lowercase=True, strip_punctuation=True, nfkc=True, digits_to_zero=True)
+
+
 def line_hashes(lines: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """64-bit hash of each line after cc_net normalisation, and its normalised length in bytes."""
-    norm = _ccnet_normalize.normalize(lines).cast(pa.string())
+    """64-bit hash of each line after cc_net-style normalisation, and its normalised bytes."""
+    norm = normalize(lines, _NORM)
     data, offsets = string_buffers(norm)
     return poly_hash64(data, offsets[:-1], offsets[1:]), np.diff(offsets)
 
@@ -84,10 +88,11 @@ class LineDedup(RewritingGlobalStep):
     """Remove lines that occur more than `max_count` times across the corpus (cc_net's line
     dedup), keeping the first occurrence in corpus order (shard, row, line).
 
-    Lines are split on '\\n' and hashed after cc_net's normalisation (lower case, digits to 0,
-    punctuation folded, accents stripped). The hashes go through the same distributed shuffle
-    as `exact_dedup`; the decision lists, per document, the lines to remove, and the next
-    segment rewrites the text. A document left empty is rejected with reason `line_dedup`.
+    Lines are split on '\\n' and hashed after cc_net's dedup normalisation (NFKC, lower case,
+    digits to 0, punctuation and symbols removed, spaces collapsed). The hashes go through the
+    same distributed shuffle as `exact_dedup`; the decision lists, per document, the lines to
+    remove, and the next segment rewrites the text. A document left empty is rejected with
+    reason `line_dedup`.
     Scores: `changes` (lines removed), `chars_removed`.
     """
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Iterator
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -43,7 +43,7 @@ _EMAIL = re.compile(
 )
 _IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}(?![A-Za-z0-9])")
 _CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){11,18}(?![\d-])")
-_IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.]|\.\d)")
+_IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\d|\.\d)")
 _IPV6 = re.compile(
     r"(?<![\w:.])(?=[0-9A-Fa-f:.]*:[0-9A-Fa-f.]*:)[0-9A-Fa-f:]{2,39}(?:\.\d+){0,3}(?![\w:])"
 )
@@ -142,12 +142,12 @@ class PII(Mapper):
 
     def _phones(self, text: str) -> Iterator[Span]:
         pn = self._phonenumbers()
-        leniency = (
-            pn.Leniency.VALID if self.params.phone_leniency == "valid" else pn.Leniency.POSSIBLE
-        )
         for region in self.params.phone_regions:
-            for m in pn.PhoneNumberMatcher(text, region, leniency=leniency):
-                yield m.start, m.end, "phone", m.raw_string
+            for m in pn.PhoneNumberMatcher(text, region, leniency=pn.Leniency.POSSIBLE):
+                if _phone_plausible(pn, text, m, region) and (
+                    self.params.phone_leniency == "possible" or pn.is_valid_number(m.number)
+                ):
+                    yield m.start, m.end, "phone", m.raw_string
 
     def _replacement(self, span: Span) -> str:
         label = PLACEHOLDERS[span[2]]
@@ -213,6 +213,31 @@ def _regex_spans(
     for m in pattern.finditer(text):
         if valid(m.group()):
             yield m.start(), m.end(), kind, m.group()
+
+
+# Neighbours that make a digit run part of a URL, an identifier or a quantity, not a phone.
+_NOT_BEFORE = set("/=#_-@.:&?")
+_NOT_AFTER = set("/=#_-@°%&?")
+_PHONE_WORDS = re.compile(
+    r"(?i)(phone|tel|call|fax|mobile|cell|contact|text|whatsapp)\W{0,3}\S*\W*$"
+)
+_BARE_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+
+
+def _phone_plausible(pn: Any, text: str, match: Any, region: str) -> bool:
+    """A phone match that is not part of a URL or identifier, not a decimal, and, when it is a
+    bare digit run, valid for its region or announced by a word like 'call' or 'phone'."""
+    start, end, raw = match.start, match.end, match.raw_string
+    before = text[start - 1] if start else " "
+    after = text[end] if end < len(text) else " "
+    if before.isalnum() or before in _NOT_BEFORE or after.isalnum() or after in _NOT_AFTER:
+        return False
+    if not _BARE_NUMBER.fullmatch(raw):
+        return True
+    if not raw.isdigit():
+        return False  # 23.43603 or 1,234,567: a quantity
+    announced = bool(_PHONE_WORDS.search(text[max(0, start - 30) : start]))
+    return announced or pn.is_valid_number_for_region(match.number, region)
 
 
 def _card_valid(candidate: str) -> bool:

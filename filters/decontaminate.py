@@ -18,8 +18,12 @@ from curate_filters.minhash.signatures import poly_hash64, shingle_ranges, strin
 
 # Case, punctuation, symbols and every kind of whitespace (line breaks included) fold away.
 _NORM = NormParams(lowercase=True, strip_punctuation=True, nfkc=True)
-# Bytes of normalised text hashed at once: the prefix sums cost 24 bytes per byte.
-_CHUNK_BYTES = 8 << 20
+# Bytes of normalised text hashed at once (the prefix sums cost 24 bytes per byte): the
+# chunk the MinHash signatures use, so the cached powers fit every chunk.
+_CHUNK_BYTES = 1 << 20
+# A bitmap over the top bits of the indexed hashes: most n-grams of a clean document miss it
+# with one lookup, and only the rest are binary-searched in the index.
+_FILTER_BITS = 22
 
 
 class DecontaminateParams(Params):
@@ -156,6 +160,8 @@ class Decontaminate(Filter):
         first = np.ones(len(hashes), bool)
         first[1:] = hashes[1:] != hashes[:-1]
         self._hashes, self._items = hashes[first], items[first]
+        self._filter = np.zeros(1 << _FILTER_BITS, bool)
+        self._filter[self._hashes >> np.uint64(64 - _FILTER_BITS)] = True
         self._names = pa.array(names, pa.string())
 
     def score(self, batch: pa.Table) -> dict[str, pa.Array]:
@@ -166,6 +172,8 @@ class Decontaminate(Filter):
         best = np.full(n, -1, np.int64)
         hashes, docs, _ = ngram_hashes(pc.cast(text, pa.string()), self.params.ngram)
         if len(self._hashes) and len(hashes):
+            maybe = np.flatnonzero(self._filter[hashes >> np.uint64(64 - _FILTER_BITS)])
+            hashes, docs = hashes[maybe], docs[maybe]
             pos = np.minimum(np.searchsorted(self._hashes, hashes), len(self._hashes) - 1)
             hit = self._hashes[pos] == hashes
             pairs = np.unique(np.stack([docs[hit], self._items[pos[hit]]]), axis=1)

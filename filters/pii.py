@@ -47,9 +47,10 @@ _IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\d|\.\d)")
 _IPV6 = re.compile(
     r"(?<![\w:.])(?=[0-9A-Fa-f:.]*:[0-9A-Fa-f.]*:)[0-9A-Fa-f:]{2,39}(?:\.\d+){0,3}(?![\w:])"
 )
+_IP_WORDS = re.compile(r"(?i)\b(ip|ipv4|address|addr|dns|server|host|gateway|router)\b")
 # Issuer prefixes of the card networks (Visa, Mastercard, Amex, Discover, JCB, Diners,
 # Maestro, UnionPay): a Luhn-valid digit run outside them is more likely an id or a number.
-_CARD_PREFIX = re.compile(r"4|5[0-5]|2[2-7]|3[47]|3[0689]|6")
+_CARD_PREFIX = re.compile(r"4|5|2[2-7]|3|6|1800|2131")
 
 Span = tuple[int, int, str, str]  # start, end, kind, matched text
 
@@ -61,6 +62,33 @@ def luhn_valid(digits: str) -> bool:
     doubled[1::2] *= 2
     doubled[doubled > 9] -= 9
     return int(doubled.sum()) % 10 == 0
+
+
+# IBAN length per country (ISO 13616 registry): lets a match end where the IBAN ends when
+# the text goes on with capitals or digits ("DE89 3704 0044 0532 0130 00 A 1985 ...").
+IBAN_LENGTHS = {
+    entry[:2]: int(entry[2:])
+    for entry in """
+    NO15 BE16 DK18 FI18 FO18 GL18 NL18 MK19 SI19 AT20 BA20 EE20 KZ20 LT20 LU20 XK20 CH21 HR21
+    LI21 LV21 BG22 BH22 CR22 DE22 GB22 GE22 IE22 ME22 RS22 VA22 AE23 GI23 IL23 IQ23 TL23 AD24
+    CZ24 ES24 MD24 PK24 RO24 SA24 SE24 SK24 TN24 VG24 PT25 ST25 IS26 TR26 FR27 GR27 IT27 MC27
+    MR27 SM27 AL28 AZ28 CY28 DO28 GT28 HU28 LB28 PL28 SV28 BR29 EG29 PS29 QA29 UA29 JO30 KW30
+    MU30 MT31 SC31 LC32
+    """.split()
+}
+
+
+def _iban_spans(text: str) -> Iterator[Span]:
+    for m in _IBAN.finditer(text):
+        value = m.group()
+        length = IBAN_LENGTHS.get(value[:2])
+        if length is not None:  # cut after `length` characters that are not spaces
+            chars = [i for i, ch in enumerate(value) if ch != " "]
+            if len(chars) < length:
+                continue
+            value = value[: chars[length - 1] + 1]
+        if iban_valid(value):
+            yield m.start(), m.start() + len(value), "iban", value
 
 
 def iban_valid(candidate: str) -> bool:
@@ -130,24 +158,32 @@ class PII(Mapper):
     def _finders(self) -> dict[str, Callable[[str], Iterator[Span]]]:
         return {
             "email": lambda t: _regex_spans(_EMAIL, t, "email", lambda s: True),
-            "iban": lambda t: _regex_spans(_IBAN, t, "iban", iban_valid),
+            "iban": _iban_spans,
             "card": lambda t: _regex_spans(_CARD, t, "card", _card_valid),
             "ip": self._ips,
             "phone": self._phones,
         }
 
     def _ips(self, text: str) -> Iterator[Span]:
-        yield from _regex_spans(_IPV4, text, "ip", _public_ip)
+        for span in _regex_spans(_IPV4, text, "ip", _public_ip):
+            # 4.8.3.1 is more often a section or version number than an address: say so first.
+            small = all(len(octet) == 1 for octet in span[3].split("."))
+            if not small or _IP_WORDS.search(text[max(0, span[0] - 30) : span[0]]):
+                yield span
         yield from _regex_spans(_IPV6, text, "ip", _public_ip)
 
     def _phones(self, text: str) -> Iterator[Span]:
         pn = self._phonenumbers()
+        # "001-555-..." dials out of many countries into North America; phonenumbers reads
+        # "+1-555-...". Same length, so offsets still point into `text`.
+        dialled = _DIAL_001.sub(r" +1\1", text)
         for region in self.params.phone_regions:
-            for m in pn.PhoneNumberMatcher(text, region, leniency=pn.Leniency.POSSIBLE):
-                if _phone_plausible(pn, text, m, region) and (
+            for m in pn.PhoneNumberMatcher(dialled, region, leniency=pn.Leniency.POSSIBLE):
+                start = m.start - 1 if text.startswith("001", m.start - 1) else m.start
+                if _phone_plausible(pn, text, start, m, region) and (
                     self.params.phone_leniency == "possible" or pn.is_valid_number(m.number)
                 ):
-                    yield m.start, m.end, "phone", m.raw_string
+                    yield start, m.end, "phone", text[start : m.end]
 
     def _replacement(self, span: Span) -> str:
         label = PLACEHOLDERS[span[2]]
@@ -219,25 +255,42 @@ def _regex_spans(
 _NOT_BEFORE = set("/=#_-@.:&?")
 _NOT_AFTER = set("/=#_-@°%&?")
 _PHONE_WORDS = re.compile(
-    r"(?i)(phone|tel|call|fax|mobile|cell|contact|text|whatsapp)\W{0,3}\S*\W*$"
+    r"(?i)\b(phone|tel|telephone|call|fax|mobile|cell|contact|number|no|ph|whatsapp|sms|text|"
+    r"dial|reach)\b\W{0,3}(?:\S+\s+){0,3}\W*$"
+)
+_DIAL_001 = re.compile(r"(?<![\w+])001([-. ]?)(?=\(?\d{3})")
+# Digit patterns that are not phone numbers: dotted quads, dates and year ranges.
+_NOT_PHONE = re.compile(
+    r"\d{1,3}(?:\.\d{1,3}){3}|(?:1[0-9]|20)\d\d[-/.]\d{1,2}[-/.]\d{1,2}"
+    r"|(?:1[0-9]|20)\d\d\s?[-–]\s?(?:(?:1[0-9]|20)?\d\d)"
 )
 _BARE_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+# What a written phone number is made of: digits, spaces, ( ) + - . and an extension.
+_PHONE_CHARS = re.compile(r"\+?[\d\s().-]*\d[\d\s().-]*(?:\s*(?:x|ext\.?)\s*\d+)?", re.I)
 
 
-def _phone_plausible(pn: Any, text: str, match: Any, region: str) -> bool:
-    """A phone match that is not part of a URL or identifier, not a decimal, and, when it is a
-    bare digit run, valid for its region or announced by a word like 'call' or 'phone'."""
-    start, end, raw = match.start, match.end, match.raw_string
+def _phone_plausible(pn: Any, text: str, start: int, match: Any, region: str) -> bool:
+    """A phone match that is not part of a URL or identifier, not a quantity, date or table,
+    and, when it is a bare digit run, announced by a word like 'call' or 'phone'."""
+    end, raw = match.end, match.raw_string
     before = text[start - 1] if start else " "
     after = text[end] if end < len(text) else " "
     if before.isalnum() or before in _NOT_BEFORE or after.isalnum() or after in _NOT_AFTER:
         return False
+    number = re.split(r"(?i)\s*(?:x|ext)", raw)[0]  # before any extension
+    if not _PHONE_CHARS.fullmatch(raw) or sum(ch.isdigit() for ch in number) < 7:
+        return False  # 2.4.26/2.6.3, (993–1997 or 0x110000: versions, years, hex
+    if _NOT_PHONE.fullmatch(number.strip()):
+        return False
+    groups = [len(g) for g in re.findall(r"\d+", number)]
+    if not raw.startswith("+") and (max(groups) < 3 or sum(g <= 2 for g in groups) > 2):
+        return False  # 16 16 16 16 16, 8 8 16 8 16: a table of numbers
     if not _BARE_NUMBER.fullmatch(raw):
         return True
     if not raw.isdigit():
         return False  # 23.43603 or 1,234,567: a quantity
-    announced = bool(_PHONE_WORDS.search(text[max(0, start - 30) : start]))
-    return announced or pn.is_valid_number_for_region(match.number, region)
+    # A bare digit run is a phone number only where the text says so ("call", "phone: ").
+    return bool(_PHONE_WORDS.search(text[max(0, start - 30) : start]))
 
 
 def _card_valid(candidate: str) -> bool:

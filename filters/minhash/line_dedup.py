@@ -23,7 +23,7 @@ from curate.mapper import (
 )
 from curate_filters.minhash import shuffle
 from curate_filters.minhash.normalize import NormParams, normalize
-from curate_filters.minhash.signatures import poly_hash64, string_buffers
+from curate_filters.minhash.signatures import string_hashes64
 
 _LINES_PER_PARTITION = 8_000_000
 _LINES_PER_SCATTER = 4_000_000
@@ -62,8 +62,7 @@ _NORM = NormParams(lowercase=True, strip_punctuation=True, nfkc=True, digits_to_
 def line_hashes(lines: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """64-bit hash of each line after cc_net-style normalisation, and its normalised bytes."""
     norm = normalize(lines, _NORM)
-    data, offsets = string_buffers(norm)
-    return poly_hash64(data, offsets[:-1], offsets[1:]), np.diff(offsets)
+    return string_hashes64(norm), np.asarray(pc.binary_length(norm), np.int64)
 
 
 def gather_repeats(task: tuple[list[str], str, int]) -> str:

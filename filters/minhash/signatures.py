@@ -156,6 +156,22 @@ def poly_hash64(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.nd
     return fmix64(h)
 
 
+def string_hashes64(strings: pa.StringArray) -> np.ndarray:
+    """`poly_hash64` of each whole string, hashed in chunks of about `_CHUNK_BYTES` bytes."""
+    out = np.empty(len(strings), np.uint64)
+    data, offsets = string_buffers(strings)
+    start = 0
+    while start < len(strings):
+        stop = int(np.searchsorted(offsets, offsets[start] + _CHUNK_BYTES, side="right"))
+        stop = min(max(stop - 1, start + 1), len(strings))
+        lo, hi = offsets[start], offsets[stop]
+        out[start:stop] = poly_hash64(
+            data[lo:hi], offsets[start:stop] - lo, offsets[start + 1 : stop + 1] - lo
+        )
+        start = stop
+    return out
+
+
 def sha1_hash32(b: bytes | memoryview) -> int:
     """datasketch's default hash: the first 4 bytes of SHA1, little-endian."""
     return int.from_bytes(hashlib.sha1(b).digest()[:4], "little")

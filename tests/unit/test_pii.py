@@ -27,6 +27,7 @@ def redact(texts, **params):
         ("Card 4111 1111 1111 1111 expired.", "Card <CARD> expired.", "card"),
         ("Pay to GB82 WEST 1234 5698 7654 32 now.", "Pay to <IBAN> now.", "iban"),
         ("IBAN DE89370400440532013000 please.", "IBAN <IBAN> please.", "iban"),
+        ("To DE89 3704 0044 0532 0130 00 A 1985 fund.", "To <IBAN> A 1985 fund.", "iban"),
     ],
 )
 def test_each_kind_is_replaced_by_its_placeholder(text, expected, kind):
@@ -64,12 +65,31 @@ def test_hash_mode_is_stable_and_salted():
 
 
 def test_counts_per_kind_and_only_chosen_kinds():
-    text = "x@example.org, y@example.org and 8.8.8.8"
+    text = "x@example.org, y@example.org and 93.184.216.34"
     result = redact([text, "nothing here"])
     assert result.scores["email"].to_pylist() == [2, 0]
     assert result.scores["ip"].to_pylist() == [1, 0]
     only_ip = redact([text], kinds=["ip"])
     assert only_ip.text.to_pylist() == ["x@example.org, y@example.org and <IP_ADDRESS>"]
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Phone: 001-379-911-9952x808.", "Phone: <PHONE>."),  # dialled from abroad
+        ("The office number is 4743218300.", "The office number is <PHONE>."),  # announced
+        ("Its frequency is 9192631770 Hz.", "Its frequency is 9192631770 Hz."),  # bare, unannounced
+        ("The DNS server 8.8.8.8 answers.", "The DNS server <IP_ADDRESS> answers."),
+        ("See section 4.8.3.1 for details.", "See section 4.8.3.1 for details."),
+        ("Netmask 255.255.255.0 is common.", "Netmask 255.255.255.0 is common."),
+        ("It was built 1300-1375 by monks.", "It was built 1300-1375 by monks."),
+        ("The row reads 16 16 16 16 16 here.", "The row reads 16 16 16 16 16 here."),
+        ("See issuecomment-2147483647 there.", "See issuecomment-2147483647 there."),
+        ("Cells 0x110000 and 2.4.26/2.6.3.", "Cells 0x110000 and 2.4.26/2.6.3."),
+    ],
+)
+def test_context_decides_ambiguous_numbers(text, expected):
+    assert redact([text]).text.to_pylist() == [expected]
 
 
 def test_checksums():

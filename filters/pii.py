@@ -259,6 +259,7 @@ _PHONE_WORDS = re.compile(
     r"dial|reach)\b\W{0,3}(?:\S+\s+){0,3}\W*$"
 )
 _DIAL_001 = re.compile(r"(?<![\w+])001([-. ]?)(?=\(?\d{3})")
+_ISBN = re.compile(r"(?i)\bisbn(?:-1[03])?\W*$")
 # Digit patterns that are not phone numbers: dotted quads, dates and year ranges.
 _NOT_PHONE = re.compile(
     r"\d{1,3}(?:\.\d{1,3}){3}|(?:1[0-9]|20)\d\d[-/.]\d{1,2}[-/.]\d{1,2}"
@@ -280,7 +281,7 @@ def _phone_plausible(pn: Any, text: str, start: int, match: Any, region: str) ->
     number = re.split(r"(?i)\s*(?:x|ext)", raw)[0]  # before any extension
     if not _PHONE_CHARS.fullmatch(raw) or sum(ch.isdigit() for ch in number) < 7:
         return False  # 2.4.26/2.6.3, (993–1997 or 0x110000: versions, years, hex
-    if _NOT_PHONE.fullmatch(number.strip()):
+    if _NOT_PHONE.fullmatch(number.strip()) or _ISBN.search(text[max(0, start - 12) : start]):
         return False
     groups = [len(g) for g in re.findall(r"\d+", number)]
     if not raw.startswith("+") and (max(groups) < 3 or sum(g <= 2 for g in groups) > 2):

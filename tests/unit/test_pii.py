@@ -86,6 +86,7 @@ def test_counts_per_kind_and_only_chosen_kinds():
         ("The row reads 16 16 16 16 16 here.", "The row reads 16 16 16 16 16 here."),
         ("See issuecomment-2147483647 there.", "See issuecomment-2147483647 there."),
         ("Cells 0x110000 and 2.4.26/2.6.3.", "Cells 0x110000 and 2.4.26/2.6.3."),
+        ("Read it (ISBN 0-201-61641-6).", "Read it (ISBN 0-201-61641-6)."),
     ],
 )
 def test_context_decides_ambiguous_numbers(text, expected):

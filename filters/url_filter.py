@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 from pydantic import Field, field_validator
 
 from curate.filter import Filter, Params, Resources
+from curate.io import InputError
 
 DATA = Path(__file__).parent / "data"
 DEFAULT_DOMAINS = str(DATA / "url_blocklist.txt")
@@ -72,10 +73,11 @@ class URLFilter(Filter):
 
     def _urls(self, batch: pa.Table) -> pa.Array:
         column = self.params.url_column
-        if column not in batch.schema.names:
-            raise ValueError(
-                f"no URL column '{column}' (columns: {', '.join(batch.schema.names)}); "
-                "set params.url_column"
+        if column not in batch.schema.names:  # bad input, not a bug: the CLI says so, exit 2
+            raise InputError(
+                f"url_filter: no URL column '{column}' (columns: "
+                f"{', '.join(n for n in batch.schema.names if not n.startswith('__curate'))}); "
+                "set the step's params.url_column"
             )
         urls = batch.column(column)
         urls = urls.combine_chunks() if urls.num_chunks else pa.array([], pa.string())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
+from curate.io import InputError
 from curate_filters.url_filter import URLFilter
 
 
@@ -54,5 +55,5 @@ def test_own_lists_and_null_urls(tmp_path):
 def test_a_missing_url_column_names_the_param():
     step = URLFilter()
     step.setup()
-    with pytest.raises(ValueError, match="no URL column 'url'.*params.url_column"):
+    with pytest.raises(InputError, match="no URL column 'url'.*params.url_column"):
         step.score(pa.table({"text": ["x"]}))

@@ -198,3 +198,29 @@ def test_a_killed_run_resumes_to_identical_output(tmp_path):
     assert files(out) == files(tmp_path / "ref")
     assert_accounted(ids, out)
     assert sorted(read_ids(out / "data")) == sorted(read_ids(tmp_path / "ref" / "data"))
+
+
+def test_url_filter_and_decontaminate_name_what_matched_in_the_ledger(tmp_path):
+    question = json.loads((REPO / "tests/data/eval_tiny.jsonl").read_text().splitlines()[0])
+    texts = [page(i) for i in range(4)]
+    texts[2] = texts[2].replace(COOKIES, question["question"].upper())  # a copied eval item
+    folder = tmp_path / "in"
+    folder.mkdir()
+    urls = ["https://news.example.org/a", "https://www.pornhub.com/v", "https://b.org/", None]
+    pq.write_table(
+        pa.table({"id": [f"d{i}" for i in range(4)], "text": texts, "url": urls}),
+        folder / "shard-0.parquet",
+    )
+    eval_set = str(REPO / "tests/data/eval_tiny.jsonl")
+    steps = [
+        {"use": "url_filter"},
+        {"use": "decontaminate", "params": {"eval_sets": [eval_set], "id_field": "id"}},
+        {"use": "c4_lines", "params": {"min_num_sentences": 3}},
+    ]
+    run_ok(config_file(tmp_path, folder, steps), tmp_path / "out", "--executor", "local")
+    rejected = {r["id"]: r for r in table_of(tmp_path / "out" / "rejected").to_pylist()}
+    assert rejected["d1"]["reason"] == "url_filter"
+    assert rejected["d1"]["url_filter_entry"] == "pornhub.com"
+    assert rejected["d2"]["reason"] == "decontaminate"
+    assert rejected["d2"]["decontaminate_eval_item"] == "eval_tiny.jsonl:arith-1"
+    assert sorted(table_of(tmp_path / "out" / "data")["id"].to_pylist()) == ["d0", "d3"]

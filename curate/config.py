@@ -72,6 +72,10 @@ class OutputConfig(_Strict):
         "scores: all (default), minimal (none), or a list of column names.",
     )
 
+    record_changes: bool = Field(
+        False, description="Mappers also write the spans they removed: column <step id>_removed."
+    )
+
     @field_validator("compression")
     @classmethod
     def _known_codec(cls, value: str) -> str:

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ValidationError
 
-from curate import io, plugins
+from curate import io, mapper, plugins
 from curate.config import ConfigError, PipelineConfig, StepConfig, format_validation_error
 from curate.filter import Filter, GlobalStep
 
@@ -203,6 +203,7 @@ class UnitProcessor:
         self.segments = plan_segments(steps)
         self.layout = Layout(config.output.path)
         self.instances = {s.sid: s.build(self.text_column) for s in steps}
+        mapper.configure(self.instances, config.output.record_changes)
         self._types: dict[str, dict[str, pa.DataType]] = {}
         self._ledger_sources: dict[str, str] = {}  # ledger column -> input column
 
@@ -364,6 +365,15 @@ class UnitProcessor:
             ) from exc
         return ({} if reused else scores), keep
 
+    def _rewrite(self, step: BoundStep, unit: io.WorkUnit, apply: Any, *args: Any) -> Any:
+        """Run a mapper (or a rewriting global step) on a batch; see `curate.mapper`."""
+        try:
+            return apply(self.instances[step.sid], *args, annotate=step.annotate)
+        except Exception as exc:
+            raise StepError(
+                f"step '{step.sid}' failed on {unit.describe()}: {type(exc).__name__}: {exc}"
+            ) from exc
+
     def _apply_decision(
         self, step: BoundStep, table: pa.Table, decision: pa.Table
     ) -> tuple[dict[str, pa.Array], np.ndarray]:
@@ -385,8 +395,10 @@ class UnitProcessor:
         scores = {}
         take = pa.array(np.where(found, pos_clip, 0), mask=~found)
         for name, dtype in instance.decision_schema().items():
-            values = (
-                decision.column(name).take(take) if len(dec_ids) else pa.nulls(len(row_ids), dtype)
+            values = (  # a rewriting step may declare columns its rewrite fills in
+                decision.column(name).take(take)
+                if len(dec_ids) and name in decision.column_names
+                else pa.nulls(len(row_ids), dtype)
             )
             default = instance.defaults.get(name)
             if default is not None:
@@ -516,9 +528,15 @@ class UnitProcessor:
             st = stats[step.sid]
             st["in"] += table.num_rows
             types = self._score_types(step, empty)
+            instance = self.instances[step.sid]
             if step is seg.apply:
                 raw, drop_np = self._apply_decision(step, table, decision)
                 keep = pa.array(~drop_np)
+                if isinstance(instance, mapper.RewritingGlobalStep):
+                    args = (table, decision, raw, keep, st)
+                    table, raw, keep = self._rewrite(step, unit, mapper.apply_decided, *args)
+            elif isinstance(instance, mapper.Mapper) and step.sid not in self.reused:
+                table, raw, keep = self._rewrite(step, unit, mapper.apply_mapper, table, st)
             else:
                 raw, keep = self._score_and_keep(step, table, empty, types, unit)
             for name, arr in raw.items():

@@ -45,8 +45,8 @@ def merge(
                     agg[k] = agg.get(k, 0) + v
                     if k == "signature_seconds":
                         agg["seconds"] += v
-                else:
-                    agg[k] += v
+                else:  # in/kept/dropped/seconds, and a mapper's changed/chars_removed
+                    agg[k] = agg.get(k, 0) + v
     for sid, info in decide.items():
         steps.setdefault(sid, {"in": 0, "kept": 0, "dropped": 0, "seconds": 0.0})
         steps[sid]["decide_seconds"] = info.get("seconds", 0.0)
@@ -109,8 +109,11 @@ def funnel_table(stats: dict[str, Any], title: str = "curate funnel") -> Table:
         would = st.get("would_drop")
         dropped = st["dropped"] if would is None else would
         pct = f"{100 * dropped / st['in']:.1f}" if st["in"] else "-"
+        label = sid + (" (annotate)" if would is not None else "")
+        if "changed" in st:  # a mapper: how many documents it rewrote, and by how much
+            label = f"{label} (rewrote {st['changed']:,}, -{st['chars_removed']:,} chars)"
         table.add_row(
-            sid + (" (annotate)" if would is not None else ""),
+            label,
             f"{st['in']:,}",
             f"{st['kept']:,}",
             f"{st['dropped']:,}" if would is None else f"would drop {would:,}",

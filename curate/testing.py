@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from curate.filter import Filter, GlobalStep
+from curate.mapper import Mapper, MapResult, RewritingGlobalStep
 
 CONTRACT_TEXTS = [
     "The quick brown fox jumps over the lazy dog. " * 20,
@@ -65,8 +67,14 @@ def check_filter_contract(
         assert sig.equals(again), f"{name}.signature is not deterministic"
         empty_sig = step.signature(empty, row_ids.slice(0, 0), batch["id"].slice(0, 0))
         assert empty_sig.schema == sig.schema, f"{name}.signature schema differs when empty"
+        if isinstance(step, RewritingGlobalStep):
+            result = step.rewrite(batch, step.empty_decision())
+            _check_map_result(name, result, len(texts))
+            assert result.text.to_pylist() == texts, f"{name}: an empty decision changed text"
         return
     assert isinstance(step, Filter), f"{name} is neither a Filter nor a GlobalStep"
+    if isinstance(step, Mapper):  # first: a broken rewrite would break its scores obscurely
+        check_mapper_contract(step, batch)
     empty_scores = _check_scores(name, step.score(empty), 0)
     for key, arr in empty_scores.items():
         assert arr.type != pa.null(), f"{name}.score['{key}'] is untyped for an empty batch"
@@ -94,6 +102,53 @@ def check_filter_contract(
     assert pa.types.is_boolean(keep.type) and len(keep) == len(texts), (
         f"{name}.keep must return one boolean per row"
     )
+
+
+def _check_map_result(name: str, result: Any, rows: int) -> None:
+    assert isinstance(result, MapResult), f"{name}.map must return a curate.mapper.MapResult"
+    text = result.text.combine_chunks() if isinstance(result.text, pa.ChunkedArray) else result.text
+    assert isinstance(text, pa.Array) and pa.types.is_string(text.type), (
+        f"{name}.map text must be a pa.string() array"
+    )
+    assert len(text) == rows, f"{name}.map returned {len(text)} texts for {rows} rows"
+    changes = pa.chunked_array([result.changes]).combine_chunks()
+    assert len(changes) == rows and pa.types.is_integer(changes.type), (
+        f"{name}.map changes must be one integer per row"
+    )
+    assert (pc.min(changes).as_py() or 0) >= 0, f"{name}.map changes must not be negative"
+    _check_scores(f"{name}.map", result.scores, rows)
+    if result.removed is not None:
+        assert len(result.removed) == rows, f"{name}.map removed must hold one list per row"
+
+
+def check_mapper_contract(step: Mapper, batch: pa.Table) -> None:
+    """The rewrite part of the contract: one string per row; changes counted; unchanged rows
+    report 0 changes; deterministic; row-independent; spans recorded when asked."""
+    name = type(step).__name__
+    rows = batch.num_rows
+    _check_map_result(name, step.map(batch.slice(0, 0)), 0)
+    result = step.map(batch)
+    _check_map_result(name, result, rows)
+    again = step.map(batch)
+    assert result.text.equals(again.text), f"{name}.map is not deterministic"
+    half = rows // 2
+    parts = [step.map(batch.slice(lo, hi - lo)) for lo, hi in ((0, half), (half, rows))]
+    joined = pa.concat_arrays([pa.chunked_array([p.text]).combine_chunks() for p in parts])
+    assert joined.equals(pa.chunked_array([result.text]).combine_chunks()), (
+        f"{name}.map of a row depends on the other rows of its batch"
+    )
+    same = pc.equal(
+        pa.chunked_array([result.text]).combine_chunks(), step.text(batch).combine_chunks()
+    )
+    changes = pa.chunked_array([result.changes]).combine_chunks()
+    unchanged_but_counted = pc.and_(same, pc.greater(changes, 0))
+    assert not pc.any(unchanged_but_counted).as_py(), (
+        f"{name}.map counts changes in a row whose text it did not change"
+    )
+    recording = pickle.loads(pickle.dumps(step))
+    recording.record_changes = True
+    removed = recording.map(batch).removed
+    assert removed is not None, f"{name}.map returns no removed spans with record_changes"
 
 
 def tiny_causal_lm(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -335,39 +337,17 @@ class C4Quality(_RuleFilter):
         )
 
     def _measure(self, text: pa.Array) -> dict[str, pa.Array]:
-        p = self.params
-        lines, real = ts.splitlines(text)
-        line = pc.utf8_trim_whitespace(lines.values)
-        n_words = ts.count_words(line)
-        keep = real.copy()
-        if p.max_word_length != -1:
-            keep &= ~_has_long_word(line, p.max_word_length)
-        if p.remove_citations:
-            line = pc.replace_substring_regex(line, _CITATION_REGEX, "")
-        if p.filter_no_terminal_punct:
-            terminal = _bool(pc.match_substring_regex(line, r"[.?!\"']$"))
-            keep &= terminal & ~_bool(pc.ends_with(line, "..."))
-        keep &= n_words >= p.min_words_per_line
-        off = np.zeros(len(real), dtype=bool)
-        lorem = keep & _contains(line, "lorem ipsum") if p.filter_lorem_ipsum else off
-        if p.filter_javascript:
-            keep &= ~_contains(line, "javascript")
-        curly = keep & _bool(pc.match_substring(line, "{")) if p.filter_curly_bracket else off
-        if p.filter_policy:
-            policy = pc.match_substring_regex(line, "|".join(_POLICY_SUBSTRINGS), ignore_case=True)
-            keep &= ~_bool(policy)
-        sentences = np.maximum(
-            pc.count_substring_regex(line, _SENTENCE_END_REGEX).to_numpy(zero_copy_only=False), 1
-        )
+        c4 = c4_lines(text, self.params)
+        lines, real, keep = c4.lines, c4.real, c4.keep
         n_lines = lines.sum(real)
         kept_lines = lines.sum(keep)
         return {
             "lines": _i64(n_lines),
             "kept_lines": _i64(kept_lines),
             "dropped_line_frac": _f64(ts.ratio(n_lines - kept_lines, n_lines)),
-            "sentences": _i64(lines.sum(np.where(keep, sentences, 0))),
-            "lorem_ipsum": pa.array(lines.sum(lorem) > 0, type=pa.bool_()),
-            "curly_bracket": pa.array(lines.sum(curly) > 0, type=pa.bool_()),
+            "sentences": _i64(lines.sum(np.where(keep, c4.sentences, 0))),
+            "lorem_ipsum": pa.array(lines.sum(c4.lorem) > 0, type=pa.bool_()),
+            "curly_bracket": pa.array(lines.sum(c4.curly) > 0, type=pa.bool_()),
         }
 
     def _rules(self, scores: dict[str, pa.Array]) -> list[Rule]:
@@ -381,6 +361,48 @@ class C4Quality(_RuleFilter):
                 _above(_np(scores, "dropped_line_frac"), p.max_dropped_line_frac),
             ),
         ]
+
+
+@dataclass
+class C4Lines:
+    """C4's verdict on every line of a batch: `keep` the lines C4 keeps, `cleaned` their text
+    (stripped, citation marks removed), `lorem`/`curly` the kept lines that fail the page."""
+
+    lines: ts.Pieces
+    real: np.ndarray
+    keep: np.ndarray
+    cleaned: pa.Array
+    lorem: np.ndarray
+    curly: np.ndarray
+    sentences: np.ndarray
+
+
+def c4_lines(text: pa.Array, p: C4Quality.Params) -> C4Lines:
+    """Walk every line through C4's rules in datatrove's order (see `C4Quality`)."""
+    lines, real = ts.splitlines(text)
+    line = pc.utf8_trim_whitespace(lines.values)
+    n_words = ts.count_words(line)
+    keep = real.copy()
+    if p.max_word_length != -1:
+        keep &= ~_has_long_word(line, p.max_word_length)
+    if p.remove_citations:
+        line = pc.replace_substring_regex(line, _CITATION_REGEX, "")
+    if p.filter_no_terminal_punct:
+        terminal = _bool(pc.match_substring_regex(line, r"[.?!\"']$"))
+        keep &= terminal & ~_bool(pc.ends_with(line, "..."))
+    keep &= n_words >= p.min_words_per_line
+    off = np.zeros(len(real), dtype=bool)
+    lorem = keep & _contains(line, "lorem ipsum") if p.filter_lorem_ipsum else off
+    if p.filter_javascript:
+        keep &= ~_contains(line, "javascript")
+    curly = keep & _bool(pc.match_substring(line, "{")) if p.filter_curly_bracket else off
+    if p.filter_policy:
+        policy = pc.match_substring_regex(line, "|".join(_POLICY_SUBSTRINGS), ignore_case=True)
+        keep &= ~_bool(policy)
+    sentences = np.maximum(
+        pc.count_substring_regex(line, _SENTENCE_END_REGEX).to_numpy(zero_copy_only=False), 1
+    )
+    return C4Lines(lines, real, keep, line, lorem, curly, sentences)
 
 
 def _contains(lines: pa.Array, phrase: str) -> np.ndarray:

@@ -135,6 +135,11 @@ def poly_hash32(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.nd
 
     Prefix sums make every range O(1) whatever its length, with no Python loop.
     """
+    return (poly_hash64(data, starts, ends) >> np.uint64(32)).astype(np.uint32)
+
+
+def poly_hash64(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """64-bit hash of each byte range: fmix64 of a polynomial hash mod 2^64 (see poly_hash32)."""
     n = len(data)
     powers = _powers(_POLY, n)
     inv_powers = _powers(_POLY_INV, n)
@@ -148,7 +153,23 @@ def poly_hash32(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.nd
     h -= prefix[starts]
     h *= inv_powers[starts]
     h ^= (ends - starts).astype(np.uint64) * _LEN_MIX
-    return (fmix64(h) >> np.uint64(32)).astype(np.uint32)
+    return fmix64(h)
+
+
+def string_hashes64(strings: pa.StringArray) -> np.ndarray:
+    """`poly_hash64` of each whole string, hashed in chunks of about `_CHUNK_BYTES` bytes."""
+    out = np.empty(len(strings), np.uint64)
+    data, offsets = string_buffers(strings)
+    start = 0
+    while start < len(strings):
+        stop = int(np.searchsorted(offsets, offsets[start] + _CHUNK_BYTES, side="right"))
+        stop = min(max(stop - 1, start + 1), len(strings))
+        lo, hi = offsets[start], offsets[stop]
+        out[start:stop] = poly_hash64(
+            data[lo:hi], offsets[start:stop] - lo, offsets[start + 1 : stop + 1] - lo
+        )
+        start = stop
+    return out
 
 
 def sha1_hash32(b: bytes | memoryview) -> int:

@@ -35,6 +35,8 @@ def test_quickstart_pipeline_runs_on_ray_and_accounts_for_every_document(
         "gopher_quality",
         "gopher_repetition",
         "fineweb_quality",
+        "c4_lines",
+        "pii",
         "c4_quality",
         "quality",
         "ppl",
@@ -42,6 +44,8 @@ def test_quickstart_pipeline_runs_on_ray_and_accounts_for_every_document(
     ]
     assert all(steps[s]["dropped"] > 0 for s in ("lang", "quality", "ppl", "minhash"))
     assert steps["c4_quality"]["dropped"] == 0  # annotate mode
+    assert steps["c4_lines"]["changed"] > 0 and steps["c4_lines"]["chars_removed"] > 0
+    assert steps["pii"]["changed"] > 0  # the web pages of the sample hold a few addresses
     models = yaml.safe_load((out / "run.yaml").read_text())["models"]
     assert set(models) == {"lang", "quality", "ppl"}
     assert all(len(m["model"]["sha256"]) == 64 for m in models.values())

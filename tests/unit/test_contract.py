@@ -17,6 +17,8 @@ PARAMS = {
     "fasttext_quality": {"model": str(MODELS / "quality.ftz"), "label": "hq", "min_prob": 0.5},
     "fasttext_langid": {"model": str(MODELS / "lid.ftz"), "languages": ["en"]},
     "perplexity": {"backend": "kenlm", "model": str(MODELS / "lm.binary"), "max_perplexity": 5000},
+    "decontaminate": {"eval_sets": [str(REPO / "tests" / "data" / "eval_tiny.jsonl")]},
+    "url_filter": {"url_column": "text"},  # the contract texts stand in for URLs
 }
 
 

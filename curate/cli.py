@@ -15,7 +15,7 @@ from rich.table import Table
 
 app = typer.Typer(
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish
     help="Score, filter and deduplicate pretraining corpora with small models.",
 )
 filters_app = typer.Typer(no_args_is_help=True, help="List and describe the registered steps.")
@@ -30,22 +30,6 @@ app.add_typer(dedup_app, name="dedup")
 console = Console()
 err = Console(stderr=True)
 
-# Families that add subcommands: a missing or broken one must not take the CLI down.
-for _module, _target in (
-    ("curate.commands.train_fasttext", train_app),
-    ("curate.commands.train_lm", train_app),
-    ("curate.commands.dedup", dedup_app),
-    ("curate.commands.inspect", app),
-    ("curate.commands.plan", app),
-    ("curate.commands.calibrate", app),
-    ("curate.commands.check", app),
-):
-    try:
-        importlib.import_module(_module).register(_target)
-    except ModuleNotFoundError as _exc:
-        if _exc.name != _module:
-            raise
-
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
     from curate.exits import fail
@@ -53,10 +37,22 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return fail(message, code)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from curate import __version__
+
+        print(f"curate {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _global_options(
     debug: Annotated[
         bool, typer.Option("--debug", help="Print the traceback behind an error too.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
     from curate.exits import set_debug
@@ -100,9 +96,11 @@ def run(
     config_path: Annotated[Path, typer.Argument(metavar="CONFIG", help="YAML or TOML config.")],
     input: Annotated[
         list[str] | None,
-        typer.Option(help="Input path, glob or URI (repeatable); overrides input.path."),
+        typer.Option(
+            "--input", "-i", help="Input path, glob or URI (repeatable); overrides input.path."
+        ),
     ] = None,
-    output: Annotated[str | None, typer.Option(help="Output folder.")] = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="Output folder.")] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="Ray actors.")] = None,
     executor: Annotated[
         str | None,
@@ -146,18 +144,28 @@ def run(
         raise _fail(str(exc)) from None
     if quiet:
         return
-    console.print(stats.funnel_table(result.stats, title=f"curate funnel: {escape(result.output)}"))
     total = result.stats["total"]
-    note = (
-        f" ({result.skipped_units} units resumed from a previous run)"
-        if result.skipped_units
-        else ""
-    )
-    console.print(
-        f"kept {total['kept']:,} of {total['documents']:,} documents in "
-        f"{total.get('wall_seconds', 0):.1f}s{note}; kept rows in "
-        f"{escape(result.output)}/data, rejected with reasons in {escape(result.output)}/rejected"
-    )
+    out = escape(result.output)
+    if result.already_complete:
+        console.print(
+            f"already complete: {out} (kept {total['kept']:,} of {total['documents']:,} "
+            "documents); nothing to do. To run again from scratch: --overwrite"
+        )
+    else:
+        console.print(stats.funnel_table(result.stats, title=f"curate funnel: {out}"))
+        note = (
+            f" ({result.skipped_units} units resumed from a previous run)"
+            if result.skipped_units
+            else ""
+        )
+        console.print(
+            f"kept {total['kept']:,} of {total['documents']:,} documents in "
+            f"{total.get('wall_seconds', 0):.1f}s{note}, of which "
+            f"{total.get('startup_seconds', 0):.1f}s starting up ("
+            + ("Ray start and " if total.get("executor") == "ray" else "in process: ")
+            + f"model loading); kept rows in {out}/data, rejected with reasons in {out}/rejected"
+        )
+    console.print(f"next: curate inspect {out} --html report.html   (what was removed and why)")
 
 
 @filters_app.command("list")
@@ -165,9 +173,11 @@ def filters_list() -> None:
     """Every registered plugin, found without importing any."""
     from curate import plugins
 
-    table = Table("name", "implementation", "package")
+    table = Table("name", "what it does", "package")
     for name, ep in plugins.available().items():
-        table.add_row(escape(name), escape(ep.value), escape(ep.dist.name) if ep.dist else "")
+        table.add_row(
+            escape(name), escape(plugins.summary(ep.value)), escape(ep.dist.name) if ep.dist else ""
+        )
     console.print(table)
 
 
@@ -180,8 +190,7 @@ def filters_show(name: str) -> None:
         cls = plugins.load(name)
     except plugins.PluginError as exc:
         raise _fail(str(exc)) from None
-    doc = (cls.__doc__ or "").strip().splitlines()
-    console.print(f"[bold]{escape(name)}[/]: {escape(doc[0]) if doc else ''}")
+    console.print(f"[bold]{escape(name)}[/]: {escape(plugins.first_paragraph(cls.__doc__))}")
     table = Table("param", "type", "default", "help")
     for row in plugins.describe(cls):
         table.add_row(*(escape(str(row[k])) for k in ("name", "type", "default", "help")))
@@ -202,6 +211,24 @@ def config_show(
     except ConfigError as exc:
         raise _fail(str(exc)) from None
     print(dump_yaml(config, {s.sid: s.params.model_dump(mode="json") for s in steps}), end="")
+
+
+# Families that add subcommands, registered after `run` so that it comes first in --help; a
+# missing or broken one must not take the CLI down.
+for _module, _target in (
+    ("curate.commands.train_fasttext", train_app),
+    ("curate.commands.train_lm", train_app),
+    ("curate.commands.dedup", dedup_app),
+    ("curate.commands.inspect", app),
+    ("curate.commands.plan", app),
+    ("curate.commands.calibrate", app),
+    ("curate.commands.check", app),
+):
+    try:
+        importlib.import_module(_module).register(_target)
+    except ModuleNotFoundError as _exc:
+        if _exc.name != _module:
+            raise
 
 
 def main() -> None:

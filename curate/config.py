@@ -22,7 +22,8 @@ STEP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    # strict: `batch_size: true` or `workers: "2"` are mistakes, not values to coerce.
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), strict=True)
 
 
 class InputConfig(_Strict):
@@ -158,7 +159,11 @@ class PipelineConfig(_Strict):
     output: OutputConfig
     ray: RayConfig = Field(default_factory=RayConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
-    executor: Literal["ray", "local"] = Field("ray", description="ray, or local (in-process).")
+    executor: Literal["auto", "ray", "local"] = Field(
+        "auto",
+        description="auto: in process for small plans (up to 50,000 rows, no GPU step, no "
+        "--workers or cluster address), Ray otherwise; ray; or local (in process).",
+    )
     steps: list[StepConfig] = Field(default_factory=list)
 
     @field_validator("steps")

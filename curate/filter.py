@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict
 class Params(BaseModel):
     """Base for step parameters: unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    # strict: `min_doc_words: true` is a mistake, not 1 (a float param still takes an int).
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), strict=True)
 
 
 class Resources(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import inspect
@@ -24,11 +25,21 @@ def _sha256_file(path: str | None) -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=1)
+def _distributions() -> dict[str, list[str]]:
+    return importlib.metadata.packages_distributions()  # scans every installed package: once
+
+
 def plugin_identity(cls: type) -> dict[str, Any]:
     """Which code a step runs: its class, its distribution's version, its module's sha256."""
+    return dict(_plugin_identity(cls))
+
+
+@functools.lru_cache(maxsize=256)
+def _plugin_identity(cls: type) -> dict[str, Any]:
     module = sys.modules.get(cls.__module__)
     top = cls.__module__.split(".")[0]
-    dists = importlib.metadata.packages_distributions().get(top, [])
+    dists = _distributions().get(top, [])
     version = None
     if dists:
         try:

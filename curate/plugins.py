@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
 import os
 import sys
 from importlib.metadata import EntryPoint, entry_points
@@ -50,6 +52,30 @@ def load(name: str) -> type[Any]:
             f"plugin '{name}' ({registry[name].value}) failed to import: "
             f"{type(exc).__name__}: {exc}"
         ) from exc
+
+
+def first_paragraph(doc: str | None) -> str:
+    """A docstring's first paragraph on one line (a sentence is never cut at a line break)."""
+    text = (doc or "").strip().split("\n\n")[0]
+    return " ".join(text.split())
+
+
+def summary(value: str) -> str:
+    """The first paragraph of a registered class's docstring, read from its source with `ast`:
+    `curate filters list` describes every plugin without importing any."""
+    module_name, _, attr = value.partition(":")
+    try:
+        spec = importlib.util.find_spec(module_name)
+        if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+            return ""
+        with open(spec.origin, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+    except (ImportError, OSError, SyntaxError, ValueError):
+        return ""
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == attr.split(".")[-1]:
+            return first_paragraph(ast.get_docstring(node))
+    return ""
 
 
 def describe(cls: type[Any]) -> list[dict[str, Any]]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import os
 import socket
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -27,7 +30,7 @@ from curate.process import (
     bind_steps,
     plan_segments,
 )
-from curate.progress import RunProgress
+from curate.progress import RunProgress, phase_names
 
 
 class RunError(RuntimeError):
@@ -42,6 +45,7 @@ class RunResult:
     output: str
     stats: dict[str, Any]
     skipped_units: int
+    already_complete: bool = False
 
 
 def _absolute(path: str) -> str:
@@ -173,6 +177,26 @@ def _unpack_steps(packed: bytes, config: PipelineConfig) -> list[BoundStep]:
         ) from exc
 
 
+@contextlib.contextmanager
+def ray_log() -> Iterator[str]:
+    """Send what Ray prints while it starts (its notices, its processes' output) to a log file,
+    not the user's terminal; yields the file's path."""
+    folder = os.path.join(tempfile.gettempdir(), "curate-logs")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"ray-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "ab") as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield path
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def machine_cpus() -> int:
     """The CPUs this process may use (its affinity mask, not the host's core count)."""
     try:
@@ -228,16 +252,18 @@ class RayExecutor:
                     path = os.pathsep.join(
                         p for p in (os.getcwd(), os.environ.get("PYTHONPATH")) if p
                     )
-                    ray.init(
-                        num_cpus=machine_cpus(),  # never more than the machine has
-                        include_dashboard=False,
-                        log_to_driver=False,
-                        configure_logging=False,
-                        runtime_env={"env_vars": {"PYTHONPATH": path}},
-                    )
+                    with ray_log() as self.log:
+                        ray.init(
+                            num_cpus=machine_cpus(),  # never more than the machine has
+                            include_dashboard=False,
+                            log_to_driver=False,
+                            configure_logging=False,
+                            runtime_env={"env_vars": {"PYTHONPATH": path}},
+                        )
                 else:
                     _check_reachable(address)
-                    ray.init(address=address, log_to_driver=False, configure_logging=False)
+                    with ray_log() as self.log:
+                        ray.init(address=address, log_to_driver=False, configure_logging=False)
             except RunError:
                 raise
             except Exception as exc:  # ConnectionError, a timeout, a version mismatch, ...
@@ -418,7 +444,7 @@ def _reusable_scores(
 def _check_workers(config: PipelineConfig) -> None:
     """Embedded Ray never gets more CPUs than the machine has: refuse, before anything starts."""
     wanted = config.ray.workers
-    if config.executor != "ray" or config.ray.address != "local" or not wanted:
+    if config.executor == "local" or config.ray.address != "local" or not wanted:
         return
     import ray
 
@@ -609,9 +635,6 @@ def run(
     for sid in applied:
         del reused[sid]
     segments = plan_segments(steps)
-    probe.check_setup(  # before Ray: a model that crashes its process is a sentence
-        [s for s in steps if s.sid not in reused], config.input.text_column, models
-    )
     _check_inputs(config, shards)
     units = io.plan_units(shards, config.input.unit_rows)
     plan = identity.build_plan(config, shards, units, steps, models)
@@ -673,39 +696,48 @@ def _run_owned(
     if lease.taken_over:
         notes.append(f"took over the lease of a run that is gone ({lease.taken_over})")
     _prepare_output(config, plan, overwrite, run_yaml, notes)
+    for text in notes + reuse.notes:
+        view.note(text)
+    weights = {u.name: _unit_rows(u) for u in units}
+    finished = _finished(layout.root, plan, len(segments))
+    if all(len(finished[s.index]) == len(units) for s in segments):
+        # Nothing left to do: answer at once, without Ray, models or a probe.
+        merged = _write_stats(config, steps, layout, time.perf_counter() - wall, 0.0, plan)
+        return RunResult(config.output.path, merged, len(units), already_complete=True)
+    live = [s for s in steps if s.sid not in reuse.reused]
+    probe.check_setup(live, config.input.text_column, models)  # a crashing model is a sentence
     reused = {sid: t for sid, t in reuse.reused.items() if sid not in applied}
     unit_args = {"reused": reused, "run_key": plan["run_key"], "stale_columns": reuse.stale}
-    executor: LocalExecutor | RayExecutor
-    executor = (
-        LocalExecutor(config, steps, unit_args)
-        if config.executor == "local"
-        else RayExecutor(config, steps, {k: v for k, v in models.items()}, unit_args)
-    )
+    kind = choose_executor(config, steps, sum(weights.values()))
+    executor = _start_executor(kind, config, steps, models, unit_args, view)
     startup = time.perf_counter() - wall  # Ray start and every step's setup()
     try:
-        notes += _check_ids(config, shards, plan, layout, executor)
+        for text in _check_ids(config, shards, plan, layout, executor):
+            view.note(text)
     except BaseException:
         executor.close()
         raise
-    for text in notes + reuse.notes:
-        view.note(text)
     for sid in applied:
         view.note(f"{sid}: already applied to this input (its columns are there); skipped")
-    skipped = 0
+    names = phase_names([s.signature.sid for s in segments if s.signature is not None])
+    done_rows = sum(weights[u] for seg in finished.values() for u in seg)
+    view.begin(sum(weights.values()), len(segments), done_rows)
+    resumed = 0
     try:
         decision = None
         for seg in segments:
             if seg.apply is not None:
                 decision = _decide(seg.apply, seg.index - 1, layout, executor, config, view, plan)
-            finished = {m["unit"] for m in trusted_manifests(layout.root, plan, seg.index)}
-            todo = [u for u in units if u.name not in finished]
-            skipped += len(units) - len(todo)
-            label = "filter" if len(segments) == 1 else f"segment {seg.index + 1}/{len(segments)}"
-            view.start_segment(label, len(units), len(units) - len(todo))
-            done = len(units) - len(todo)
+            done = {m["unit"]: m for m in trusted_manifests(layout.root, plan, seg.index)}
+            todo = [u for u in units if u.name not in done]
+            resumed += len(units) - len(todo)
+            view.start_segment(
+                names[seg.index],
+                _segment_docs(layout.root, plan, seg.index, weights),
+                sum(m["input"]["rows"] for m in done.values()),
+            )
             for summary in executor.run_units(seg.index, todo, decision):
-                done += 1
-                view.update(summary, done, len(units))
+                view.update(summary, weights[summary["unit"]])
     except OSError as exc:  # disk full, no access, a store gone: the unit was not published
         cause = getattr(exc, "cause", exc)
         raise RunError(
@@ -719,7 +751,83 @@ def _run_owned(
         for seg in segments[:-1]:
             ownership.remove_owned(layout.root, under=f"_segments/s{seg.index}/")
     merged = _write_stats(config, steps, layout, time.perf_counter() - wall, startup, plan)
-    return RunResult(config.output.path, merged, skipped)
+    merged["total"]["executor"] = kind
+    io.write_json_atomic(io.join(layout.root, "stats.json"), merged)
+    return RunResult(config.output.path, merged, resumed)
+
+
+# In process below this many planned rows: Ray's start (5-15 s) would cost more than it saves.
+AUTO_LOCAL_ROWS = 50_000
+
+
+def choose_executor(config: PipelineConfig, steps: list[BoundStep], rows: int) -> str:
+    """`executor: auto`: in process for small plans without a GPU step; Ray otherwise, and
+    always when a cluster address or a worker count is given. Output is identical either way."""
+    if config.executor != "auto":
+        return config.executor
+    if config.ray.address != "local" or config.ray.workers:
+        return "ray"
+    if any(_resource(s, "gpus") > 0 for s in steps):
+        return "ray"
+    return "local" if rows <= AUTO_LOCAL_ROWS else "ray"
+
+
+def _start_executor(
+    kind: str,
+    config: PipelineConfig,
+    steps: list[BoundStep],
+    models: dict,
+    unit_args: dict,
+    view: RunProgress,
+) -> LocalExecutor | RayExecutor:
+    """Start the executor, saying what the wait is for (Ray's start, the models loading)."""
+    loading = [
+        f"{s.sid} ({os.path.basename(info['path'].rstrip('/'))})"
+        for s in steps
+        for info in models.get(s.sid, {}).values()
+    ]
+    t0 = time.perf_counter()
+    if kind == "local":
+        if loading:
+            view.phase(f"loading models: {', '.join(loading)}")
+        executor: LocalExecutor | RayExecutor = LocalExecutor(config, steps, unit_args)
+    else:
+        where = (
+            f"starting Ray ({machine_cpus()} CPUs)"
+            if config.ray.address == "local"
+            else f"connecting to Ray at {config.ray.address}"
+        )
+        view.phase(where + (f", then loading models: {', '.join(loading)}" if loading else ""))
+        executor = RayExecutor(config, steps, models, unit_args)
+    log = getattr(executor, "log", None)
+    view.phase(
+        f"ready in {time.perf_counter() - t0:.1f} s"
+        + (f" (Ray's own messages: {log})" if log else " (in process)")
+    )
+    return executor
+
+
+def _unit_rows(unit: io.WorkUnit) -> int:
+    """Rows a unit reads: from the footer, or guessed from the file size (JSONL, CSV)."""
+    if unit.row_groups is not None:
+        return sum(unit.shard.row_group_rows[g] for g in unit.row_groups)
+    if unit.shard.num_rows is not None:
+        return unit.shard.num_rows
+    return max(1, (unit.shard.size or 0) // 2_000)
+
+
+def _finished(root: str, plan: dict, segments: int) -> dict[int, set[str]]:
+    found: dict[int, set[str]] = {s: set() for s in range(segments)}
+    for m in trusted_manifests(root, plan):
+        found.setdefault(m["segment"], set()).add(m["unit"])
+    return found
+
+
+def _segment_docs(root: str, plan: dict, seg: int, weights: dict[str, int]) -> int:
+    """Documents a segment reads: the planned rows, or what the segment before it kept."""
+    if seg == 0:
+        return sum(weights.values())
+    return sum(m["kept"] for m in trusted_manifests(root, plan, seg - 1))
 
 
 def _check_ids(
@@ -776,7 +884,7 @@ def _decide(
             for m in trusted_manifests(layout.root, plan, sidecar_segment)
             if "sidecar" in m.get("files", {})
         )
-        view.note(f"{step.sid}: deciding over {len(sidecars)} sidecar files")
+        view.deciding(step.sid, len(sidecars))
         t0 = time.perf_counter()
         instance = step.build(config.input.text_column)
         workdir = layout.workdir(step.sid)

@@ -75,30 +75,31 @@ class GopherQuality(_RuleFilter):
     """
 
     class Params(Params):
-        min_doc_words: int | None = Field(50, description="Drop pages with fewer words.")
-        max_doc_words: int | None = Field(100_000, description="Drop pages with more words.")
+        min_doc_words: int | None = Field(50, ge=0, description="Drop pages with fewer words.")
+        max_doc_words: int | None = Field(100_000, ge=0, description="Drop pages with more words.")
         min_avg_word_length: float | None = Field(
-            3, description="Drop pages whose mean word length (characters) is below this."
+            3, ge=0, description="Drop pages whose mean word length (characters) is below this."
         )
         max_avg_word_length: float | None = Field(
-            10, description="Drop pages whose mean word length (characters) is above this."
+            10, ge=0, description="Drop pages whose mean word length (characters) is above this."
         )
         max_symbol_word_ratio: float | None = Field(
-            0.1, description="Drop pages with more '#' (or '...'/'…') per word than this."
+            0.1, ge=0, description="Drop pages with more '#' (or '...'/'…') per word than this."
         )
         max_bullet_lines_ratio: float | None = Field(
-            0.9, description="Drop pages where more lines than this start with '•' or '-'."
+            0.9, ge=0, description="Drop pages where more lines than this start with '•' or '-'."
         )
         max_ellipsis_lines_ratio: float | None = Field(
-            0.3, description="Drop pages where more lines than this end with '...' or '…'."
+            0.3, ge=0, description="Drop pages where more lines than this end with '...' or '…'."
         )
         max_non_alpha_words_ratio: float | None = Field(
             0.8,
+            ge=0,
             description="Drop pages where fewer words than this contain an alphabetic character"
             " (datatrove's name: it is the minimum fraction of words with a letter).",
         )
         min_stop_words: int | None = Field(
-            2, description="Drop pages with fewer occurrences of the stop words."
+            2, ge=0, description="Drop pages with fewer occurrences of the stop words."
         )
         stop_words: list[str] = Field(
             default_factory=lambda: list(GOPHER_STOP_WORDS),
@@ -190,16 +191,20 @@ class GopherRepetition(_RuleFilter):
 
     class Params(Params):
         dup_line_frac: float | None = Field(
-            0.3, description="Drop pages where more lines than this repeat an earlier line."
+            0.3, ge=0, description="Drop pages where more lines than this repeat an earlier line."
         )
         dup_para_frac: float | None = Field(
-            0.3, description="Drop pages where more paragraphs than this repeat an earlier one."
+            0.3,
+            ge=0,
+            description="Drop pages where more paragraphs than this repeat an earlier one.",
         )
         dup_line_char_frac: float | None = Field(
-            0.2, description="Drop pages where repeated lines hold more of the characters."
+            0.2, ge=0, description="Drop pages where repeated lines hold more of the characters."
         )
         dup_para_char_frac: float | None = Field(
-            0.2, description="Drop pages where repeated paragraphs hold more of the characters."
+            0.2,
+            ge=0,
+            description="Drop pages where repeated paragraphs hold more of the characters.",
         )
         top_n_grams: dict[int, float] = Field(
             default_factory=lambda: {2: 0.2, 3: 0.18, 4: 0.16},
@@ -310,13 +315,13 @@ class C4Quality(_RuleFilter):
             True, description="Count lines not ending in terminal punctuation as dropped."
         )
         min_num_sentences: int = Field(
-            5, description="Drop pages with fewer sentences in the kept lines (-1: off)."
+            5, ge=0, description="Drop pages with fewer sentences in the kept lines (-1: off)."
         )
         min_words_per_line: int = Field(
-            3, description="Count lines with fewer words as dropped (-1: off)."
+            3, ge=0, description="Count lines with fewer words as dropped (-1: off)."
         )
         max_word_length: int = Field(
-            1000, description="Count lines with a longer word as dropped (-1: off)."
+            1000, ge=0, description="Count lines with a longer word as dropped (-1: off)."
         )
         filter_lorem_ipsum: bool = Field(
             True, description="Drop pages where a kept line contains 'lorem ipsum'."
@@ -332,6 +337,7 @@ class C4Quality(_RuleFilter):
         )
         max_dropped_line_frac: float | None = Field(
             None,
+            ge=0,
             description="Drop pages where C4 would remove more of the lines than this"
             " (not a C4 rule; null: off).",
         )
@@ -433,20 +439,26 @@ class FineWebQuality(_RuleFilter):
 
     class Params(Params):
         line_punct_thr: float = Field(
-            0.12, description="Drop pages where at most this fraction of lines end in punctuation."
+            0.12,
+            ge=0,
+            description="Drop pages where at most this fraction of lines end in punctuation.",
         )
         line_punct_exclude_zero: bool = Field(
             False, description="Keep pages with no line ending in punctuation (skip the rule)."
         )
         short_line_thr: float = Field(
-            0.67, description="Drop pages where at least this fraction of lines are short."
+            0.67, ge=0, description="Drop pages where at least this fraction of lines are short."
         )
-        short_line_length: int = Field(30, description="A line this long or shorter is short.")
+        short_line_length: int = Field(
+            30, ge=0, description="A line this long or shorter is short."
+        )
         char_duplicates_ratio: float = Field(
-            0.01, description="Drop pages where repeated lines hold at least this character share."
+            0.01,
+            ge=0,
+            description="Drop pages where repeated lines hold at least this character share.",
         )
         new_line_ratio: float = Field(
-            0.3, description="Drop pages with more newlines per word than this."
+            0.3, ge=0, description="Drop pages with more newlines per word than this."
         )
 
     def _measure(self, text: pa.Array) -> dict[str, pa.Array]:

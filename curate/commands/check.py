@@ -29,7 +29,12 @@ def register(app: typer.Typer) -> None:
             int | None, typer.Option(min=1, help="Documents sampled (default: the file's).")
         ] = None,
         junit: Annotated[Path | None, typer.Option(help="Write JUnit XML here.")] = None,
-        json_path: Annotated[Path | None, typer.Option("--json", help="Write JSON here.")] = None,
+        as_json: Annotated[
+            bool, typer.Option("--json", help="Print the report as JSON (not a table).")
+        ] = False,
+        json_path: Annotated[
+            Path | None, typer.Option("--json-file", help="Also write the JSON report here.")
+        ] = None,
         workdir: Annotated[
             Path | None, typer.Option(help="Keep the sample's output here (default: temporary).")
         ] = None,
@@ -37,8 +42,7 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option(help="Store this run's score values as the drift baseline.")
         ] = False,
     ) -> None:
-        """Assert schema, keep rates, duplicate rates, drift and counts: exit 0 pass, 1 fail,
-        2 could not run."""
+        """Assert schema, keep rates, duplicates, drift and counts: exit 0 pass, 1 fail, 2 error."""
         from curate.check import check, junit_xml
 
         report = check(target, expect, sample, workdir, write_baseline)
@@ -47,7 +51,9 @@ def register(app: typer.Typer) -> None:
             Console(stderr=True).print(
                 f"[bold red]error:[/] {escape(report.error)}", highlight=False, soft_wrap=True
             )
-        if report.results:
+        if as_json:
+            print(json.dumps(report.to_json(), indent=2))
+        elif report.results:
             where = f"{report.sample:,}-document sample" if report.sample else report.output
             table = Table(title=f"curate check: {where}", title_justify="left")
             for col in ("expectation", "observed", "expected", "result"):

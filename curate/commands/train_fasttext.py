@@ -108,7 +108,9 @@ def langid(
     input: Annotated[
         list[str],
         typer.Option(
-            help="Labelled text: Parquet/JSONL(.gz) file, folder or quoted glob; repeatable."
+            "--input",
+            "-i",
+            help="Labelled text: Parquet/JSONL(.gz) file, folder or quoted glob; repeatable.",
         ),
     ],
     output: Annotated[

@@ -5,7 +5,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from scipy.integrate import quad
 
 from curate_filters.minhash.signatures import fmix64
 
@@ -13,10 +12,14 @@ _BAND_MUL = np.uint64(0x9FB21C651E98DF25)
 
 
 def _false_positive(threshold: float, bands: int, rows: int) -> float:
+    from scipy.integrate import quad  # lazily: scipy.integrate takes ~1 s to import
+
     return quad(lambda s: 1 - (1 - s**rows) ** bands, 0.0, threshold)[0]
 
 
 def _false_negative(threshold: float, bands: int, rows: int) -> float:
+    from scipy.integrate import quad
+
     return quad(lambda s: (1 - s**rows) ** bands, threshold, 1.0)[0]
 
 

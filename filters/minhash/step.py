@@ -36,7 +36,9 @@ class MinHashParams(NormParams):
         "datasketch's MinHashLSH does (minimise weighted false positive + negative).",
     )
     weights: tuple[float, float] = Field(
-        (0.5, 0.5), description="Weights of false positives and false negatives for `threshold`."
+        (0.5, 0.5),
+        strict=False,  # a YAML list [0.3, 0.7] is the way to write it
+        description="Weights of false positives and false negatives for `threshold`.",
     )
     ngram: int = Field(5, ge=1, description="Shingle length, in words or characters.")
     shingle: Literal["word", "char"] = Field("word", description="Shingle by words or by chars.")

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from curate import io, plugins
 from curate.config import ConfigError, PipelineConfig, StepConfig, format_validation_error
 from curate.filter import Filter, GlobalStep
+from curate.stats import add_tokens
 
 LEDGER_COLUMNS = ("id", "text", "reason")
 SCORES_KEY = b"curate.scores"
@@ -180,6 +181,7 @@ class UnitProcessor:
         self.segments = plan_segments(steps)
         self.layout = Layout(config.output.path)
         self.instances = {s.sid: s.build(self.text_column) for s in steps}
+        self.token_columns = [c for s in steps for c in self.instances[s.sid].token_columns(s.sid)]
         self._types: dict[str, dict[str, pa.DataType]] = {}
 
     def setup(self) -> None:
@@ -497,6 +499,7 @@ class UnitProcessor:
             if dropped_rows.num_rows:
                 ledger_parts.append((step.sid, dropped_rows, None))
             table = table.filter(keep)
+            add_tokens(st, table, dropped_rows, self.token_columns)
             st["kept"] += table.num_rows
             st["dropped"] += dropped_rows.num_rows
             st["seconds"] += time.perf_counter() - t0

@@ -483,12 +483,17 @@ def render_html(out: Output, examples: int = 5, seed: int = 0) -> str:
         "<h2 id='funnel'>Funnel</h2>",
     ]
     rows = []
+    with_tokens = any("tokens_in" in st for st in funnel["steps"].values())
+    token_keys = ("tokens_in", "tokens_kept", "tokens_dropped") if with_tokens else ()
     for sid, st in funnel["steps"].items():
         pct = 100 * st["dropped"] / st["in"] if st["in"] else 0.0
-        rows.append([sid, st["in"], st["kept"], st["dropped"], f"{pct:.1f}", st["seconds"]])
-    parts.append(
-        _table(["step", "in", "kept", "dropped", "% dropped", "seconds"], rows, {1, 2, 3, 4, 5})
-    )
+        rows.append(
+            [sid, st["in"], st["kept"], st["dropped"], f"{pct:.1f}", st["seconds"]]
+            + [st.get(k, "") for k in token_keys]
+        )
+    header = ["step", "in", "kept", "dropped", "% dropped", "seconds"]
+    header += [k.replace("_", " ") for k in token_keys]
+    parts.append(_table(header, rows, set(range(1, len(header)))))
     parts.append(f"<div class='chart' id='funnel-chart'>{funnel_svg(funnel)}</div>")
 
     hists = histograms(out)

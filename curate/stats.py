@@ -10,7 +10,6 @@ from rich.table import Table
 
 from curate import io
 
-
 TOKEN_KEYS = ("tokens_in", "tokens_kept", "tokens_dropped")
 
 
@@ -141,9 +140,7 @@ def funnel_table(stats: dict[str, Any], title: str = "curate funnel") -> Table:
     kept = total["kept"]
     table.add_section()
     tok = total.get("tokens", {})
-    tokens_total = (
-        [_human(tok.get("in")), _human(tok.get("kept")), ""] if with_tokens else []
-    )
+    tokens_total = [_human(tok.get("in")), _human(tok.get("kept")), ""] if with_tokens else []
     table.add_row(
         "total",
         f"{docs:,}",

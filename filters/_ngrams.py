@@ -1,4 +1,4 @@
-"""Hashed word unigram + bigram features of a text batch, vectorised over the Arrow string buffer."""
+"""Hashed word unigram + bigram features of text batches, vectorised over the Arrow buffers."""
 
 from __future__ import annotations
 
@@ -112,7 +112,9 @@ def ngram_features(text: pa.Array, num_buckets: int) -> tuple[np.ndarray, np.nda
     return np.concatenate((rows, rows[:-1][same_row])), buckets.astype(np.int64)
 
 
-def feature_counts(text: pa.Array, num_buckets: int, weights: np.ndarray | None = None) -> np.ndarray:
+def feature_counts(
+    text: pa.Array, num_buckets: int, weights: np.ndarray | None = None
+) -> np.ndarray:
     """Summed feature counts over rows (each row's features weighted by `weights[row]`)."""
     rows, buckets = ngram_features(text, num_buckets)
     w = None if weights is None else np.asarray(weights, np.float64)[rows]

@@ -74,9 +74,7 @@ class Tokens(Filter):
     def score(self, batch: pa.Table) -> dict[str, pa.Array]:
         text = pc.fill_null(self.text(batch), "")
         if getattr(self, "_tokenizer", None) is not None:
-            counts = count_tokens(
-                self._tokenizer, text.to_pylist(), self.params.add_special_tokens
-            )
+            counts = count_tokens(self._tokenizer, text.to_pylist(), self.params.add_special_tokens)
             return {self.metric: pa.array(counts, pa.int64())}
         if self.params.tokenizer is not None:
             raise RuntimeError("the tokens step was not set up (its tokenizer is not loaded)")

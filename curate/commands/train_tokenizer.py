@@ -57,20 +57,20 @@ def train_tokenizer(
 def tokenizer(
     input: Annotated[
         list[str],
-        typer.Option("--input", help="Training text: Parquet/JSONL file, folder or glob; repeatable."),
+        typer.Option("--input", help="Training text: Parquet/JSONL file, folder or glob."),
     ],
     output: Annotated[str, typer.Option("-o", "--output", help="Tokenizer JSON to write.")],
     vocab_size: Annotated[int, typer.Option(min=256, help="Vocabulary size.")] = 32_000,
     text_column: Annotated[str, typer.Option(help="Text column of the inputs.")] = "text",
     max_docs: Annotated[int, typer.Option(min=0, help="Documents read at most; 0 = all.")] = 0,
-    min_frequency: Annotated[int, typer.Option(min=1, help="Merges seen fewer times are skipped.")] = 2,
+    min_frequency: Annotated[int, typer.Option(min=1, help="Skip rarer merges.")] = 2,
 ) -> None:
     """Train a byte-level BPE tokenizer for the `tokens` step (no downloads)."""
     started = time.perf_counter()
     try:
         info = train_tokenizer(input, output, vocab_size, text_column, max_docs, min_frequency)
     except ImportError:
-        console.print("[red]error:[/red] needs the tokenizers library: pip install 'curate[tokens]'")
+        console.print("[red]error:[/red] needs tokenizers: pip install 'curate[tokens]'")
         raise typer.Exit(2) from None
     except (ValueError, OSError) as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)

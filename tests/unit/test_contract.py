@@ -9,7 +9,7 @@ import pytest
 from curate import plugins
 from curate.filter import Filter, RowFilter
 from curate.testing import check_filter_contract
-from tests.conftest import REPO
+from tests.conftest import REPO, SAMPLE
 
 MODELS = REPO / "examples" / "quickstart" / "models"
 # Plugins whose params have no usable default: what the contract runs them with.
@@ -17,6 +17,7 @@ PARAMS = {
     "fasttext_quality": {"model": str(MODELS / "quality.ftz"), "label": "hq", "min_prob": 0.5},
     "fasttext_langid": {"model": str(MODELS / "lid.ftz"), "languages": ["en"]},
     "perplexity": {"backend": "kenlm", "model": str(MODELS / "lm.binary"), "max_perplexity": 5000},
+    "dsir": {"target": str(SAMPLE / "part-0.parquet"), "pool": str(SAMPLE)},
 }
 
 

@@ -177,7 +177,7 @@ def plan(
     if total == 0:
         raise SelectError("the input holds no tokens (all token counts are 0 or null)")
     if mix is None:  # no mix: keep each group's share of the pool
-        mix = {g: t / total for g, t in pool.items() if t}
+        mix = {g: t / total for g, (t, _) in pool.items() if t}
     missing = [g for g in mix if mix[g] > 0 and pool.get(g, [0])[0] == 0]
     if missing:
         raise SelectError(

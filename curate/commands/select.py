@@ -9,7 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 
-def _print(report: dict, console: Console) -> None:
+def print_report(report: dict, console: Console) -> None:
+    """The select.json report as a table: shares per group, budget error, KL."""
     table = Table(title=f"selection: {report['method']} by {report['score'] or 'random'}")
     for col in ("group", "target share", "pool share", "share", "tokens", "docs", "repeated"):
         table.add_column(col, justify="left" if col == "group" else "right")
@@ -114,4 +115,4 @@ def register(app: typer.Typer) -> None:
         if json_out:
             print(json.dumps(result, indent=2))
         else:
-            _print(result, console)
+            print_report(result, console)

@@ -125,3 +125,28 @@ def test_budgets_read_like_people_write_them():
     assert parse_budget("10_000") == 10_000
     with pytest.raises(ValueError, match="not a token count"):
         parse_budget("lots")
+
+
+def test_topk_keeps_every_row_scoring_above_every_row_it_drops(annotated, tmp_path):
+    args = ["select", str(annotated), "-o", str(tmp_path / "top"), "--budget", "100k"]
+    extra = ["--method", "topk", "--score", "dsir_log_weight", "--executor", "local"]
+    result = cli.invoke(app, [*args, *extra, "--no-report", "--progress", "plain"])
+    assert result.exit_code == 0, result.output
+    kept = pq.read_table(tmp_path / "top" / "data")
+    dropped = pq.read_table(tmp_path / "top" / "rejected")
+    kept_ids = set(kept["id"].to_pylist())
+    source = pq.read_table(annotated / "data")
+    scores = dict(zip(source["id"].to_pylist(), source["dsir_log_weight"].to_pylist(), strict=True))
+    assert min(scores[i] for i in kept_ids) >= max(scores[i] for i in dropped["id"].to_pylist())
+    report = json.loads((tmp_path / "top" / "select.json").read_text())
+    assert list(report["groups"]) == ["all"] and report["kl"] is None
+
+
+def test_inspect_and_the_html_report_show_the_selection(annotated, tmp_path):
+    assert _select(annotated, tmp_path / "sel", "--executor", "local").exit_code == 0
+    shown = cli.invoke(app, ["inspect", str(tmp_path / "sel")])
+    assert shown.exit_code == 0 and "python_docs" in shown.output and "KL" in shown.output
+    page = tmp_path / "report.html"
+    assert cli.invoke(app, ["inspect", str(tmp_path / "sel"), "--html", str(page)]).exit_code == 0
+    text = page.read_text()
+    assert "id='selection'" in text and "tokens in" in text

@@ -183,9 +183,9 @@ def per_document_dsir(folder: Path, params: dict, docs: int = 3000) -> float:
     t0 = time.perf_counter()
     for text in texts:
         words = word.findall(text.lower())
-        feats = [xxhash.xxh3_64_intdigest(w) % nb for w in words]
+        feats = [xxhash.xxh3_64_intdigest(w.encode()) % nb for w in words]
         pairs = zip(words, words[1:], strict=False)
-        feats += [xxhash.xxh3_64_intdigest(f"{a} {b}") % nb for a, b in pairs]
+        feats += [xxhash.xxh3_64_intdigest(f"{a} {b}".encode()) % nb for a, b in pairs]
         weights.append(float(ratio[np.asarray(feats, np.int64)].sum()))
     return round(len(texts) / (time.perf_counter() - t0), 1)
 
@@ -400,7 +400,9 @@ def main() -> None:
         "repeated_rows": {g: v["repeated_rows"] for g, v in report["groups"].items()},
         "kl_target_to": report["kl"]["kl_target_to"],
     }
+    _checkpoint(figures, args.json)
     figures["throughput"] = throughput(work, pool, target, tokenizer, args.throughput_shards)
+    _checkpoint(figures, args.json)
     figures["select_synthetic"] = synthetic(work, args.rows, args.workers)
     ray.shutdown()
     text = json.dumps(figures, indent=2)
@@ -408,6 +410,12 @@ def main() -> None:
     if args.json:
         Path(args.json).write_text(text + "\n")
     _summary(figures)
+
+
+def _checkpoint(figures: dict, path: str | None) -> None:
+    """Figures so far, so a late failure does not lose the early sections."""
+    if path:
+        Path(path).write_text(json.dumps(figures, indent=2) + "\n")
 
 
 def _summary(f: dict) -> None:

@@ -108,7 +108,7 @@ def _columns(source: Output, req: Request, schema_names: list[str]) -> Columns:
         tokens=tokens,
         method=req.method,  # type: ignore[arg-type]
         score=score,
-        by=req.by if req.mix is not None or req.by else None,
+        by=req.by,
         seed=req.seed,
         lowest=req.lowest,
     )

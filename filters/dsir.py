@@ -107,8 +107,9 @@ class DSIR(Filter):
     select from; usually the pipeline's input). A document's score is
     sum over its features of log p_target(f) - log p_pool(f). The pool is a param, not read
     from the pipeline's input, so the step stays a pure function of its params: the samples are
-    drawn with a fixed seed over files sorted by path, so every worker fits the same model, and
-    both paths are hashed into run.yaml like any model file.
+    drawn with a fixed seed over files sorted by path, so every worker fits the same model. The
+    target is a model file (hashed into run.yaml, shipped to cluster nodes); the pool is only
+    sampled, so it must be readable where the workers run.
     """
 
     class Params(Params):
@@ -116,9 +117,10 @@ class DSIR(Filter):
             description="Target text: a Parquet/JSONL file or folder (e.g. Wikipedia, your "
             "in-domain sample)."
         )
-        pool: ModelPath = Field(
-            description="The raw pool: a Parquet/JSONL file or folder, usually the pipeline's "
-            "input (a deterministic sample of it is read)."
+        # A plain path, not a ModelPath: the pool is the corpus, too big to hash or ship.
+        pool: str = Field(
+            description="The raw pool: a Parquet/JSONL file, folder or glob that every worker "
+            "can read, usually the pipeline's input (a deterministic sample of it is read)."
         )
         target_text_column: str = Field("text", description="Text column of the target files.")
         pool_text_column: str = Field("text", description="Text column of the pool files.")

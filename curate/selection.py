@@ -220,8 +220,13 @@ def _search(
     above_hi = dict.fromkeys(remainder, 0)  # tokens with key >= hi
     rows_lo = {g: rows_total[g] for g in remainder}  # rows with key >= lo
     rows_hi = dict.fromkeys(remainder, 0)  # rows with key >= hi
+    stuck: set[int] = set()  # groups whose interval no longer narrows (many equal keys)
     for _ in range(16):
-        wide = {g: b for g, b in brackets.items() if rows_lo[g] - rows_hi[g] > BAND_ROWS}
+        wide = {
+            g: b
+            for g, b in brackets.items()
+            if rows_lo[g] - rows_hi[g] > BAND_ROWS and g not in stuck
+        }
         if not wide:
             break
         pooled: dict[int, list[np.ndarray]] = {}
@@ -242,7 +247,6 @@ def _search(
             for g, (tokens, rows) in part.items():
                 sums[g][0] += tokens
                 sums[g][1] += rows
-        progressed = False
         for g, cand in candidates.items():
             tokens, rows = sums[g]
             lo, hi = brackets[g]
@@ -252,31 +256,39 @@ def _search(
             j = ok[-1] + 1 if len(ok) else 0
             if j < len(cand):
                 hi, above_hi[g], rows_hi[g] = float(cand[j]), int(tokens[j]), int(rows[j])
-            progressed |= (lo, hi) != brackets[g]
+            if (lo, hi) == brackets[g]:  # gather the band as it is
+                stuck.add(g)
             brackets[g] = (lo, hi)
-        if not progressed:  # many equal keys: the band cannot narrow, gather it as it is
-            break
     band: dict[int, list[tuple[np.ndarray, ...]]] = {}
     for part in parallel_map(band_task, [(f, cols, groups, brackets) for f in files]):
         for g, rows in part.items():
             band.setdefault(g, []).append(rows)
+    empty = (np.zeros(0), np.zeros(0, np.uint64), np.zeros(0, np.int64))
     out = []
     for g, want in remainder.items():
-        key, tie, tokens = (
-            (np.concatenate(x) for x in zip(*band.get(g, []), strict=True))
-            if (band.get(g))
-            else (np.zeros(0), np.zeros(0, np.uint64), np.zeros(0, np.int64))
-        )
-        order = np.lexsort((tie, key))[::-1]  # key descending, then tie descending
-        cum = above_hi[g] + np.concatenate(([0], np.cumsum(tokens[order])))
-        m = int(np.argmin(np.abs(cum - want)))
-        if m == 0:
-            cut = (float(brackets[g][1]), 0)
-        else:
-            last = order[m - 1]
-            cut = (float(key[last]), int(tie[last]))
-        out.append((g, cut, int(cum[m])))
+        parts = band.get(g) or [empty]
+        rows = tuple(np.concatenate(column) for column in zip(*parts, strict=True))
+        cut, got = _exact_cut(rows, above_hi[g], want, brackets[g][1])
+        out.append((g, cut, got))
     return out
+
+
+def _exact_cut(
+    band: tuple[np.ndarray, np.ndarray, np.ndarray], above: int, want: int, hi: float
+) -> tuple[tuple[float, int], int]:
+    """Sort the band rows (key, tie) descending; take the prefix whose total is nearest `want`.
+
+    `above` tokens (rows with key >= hi) are taken whatever the band holds. Returns the cut
+    (the last taken row's key and tie, or (hi, 0) for none of the band) and the tokens taken.
+    """
+    key, tie, tokens = band
+    order = np.lexsort((tie, key))[::-1]
+    cum = above + np.concatenate(([0], np.cumsum(tokens[order])))
+    m = int(np.argmin(np.abs(cum - want)))
+    if m == 0:
+        return (float(hi), 0), int(cum[0])
+    last = order[m - 1]
+    return (float(key[last]), int(tie[last])), int(cum[m])
 
 
 # ----------------------------------------------------------------------------- what was chosen

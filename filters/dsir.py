@@ -51,47 +51,51 @@ def _read_file(path: str, column: str) -> pa.Array:
     return table.column(column).combine_chunks().cast(pa.string())
 
 
-def sample_text(path: str, column: str, size: int, seed: int) -> pa.Array:
-    """Up to `size` texts drawn uniformly without replacement, the same on every worker.
+OVERSAMPLE = 4  # row groups read: enough for this many times the sample, then rows drawn
 
-    Rows are picked by a seeded generator over the row counts of the files (sorted by path);
-    Parquet files are read only for the row groups that hold a picked row.
+
+def sample_text(path: str, column: str, size: int, seed: int) -> pa.Array:
+    """Up to `size` texts, the same on every worker, reading about OVERSAMPLE x size rows.
+
+    Parquet row groups (over files sorted by path) are taken in a seeded random order until
+    they hold OVERSAMPLE x `size` rows; `size` rows are then drawn uniformly from those. So
+    a worker reads a bounded slice of a pool of any size, spread over the whole pool, rather
+    than every row group that one uniformly drawn row happens to fall in. JSONL files are read
+    whole.
     """
     files = text_files(path)
-    counts = []
-    for f in files:
-        counts.append(pq.ParquetFile(f).metadata.num_rows if f.endswith(".parquet") else None)
-    parts = []
-    if all(c is not None for c in counts) and sum(counts) > size:
-        total = sum(counts)
-        picked = np.sort(np.random.default_rng(seed).choice(total, size, replace=False))
-        starts = np.cumsum([0, *counts])
-        for i, f in enumerate(files):
-            rows = picked[(picked >= starts[i]) & (picked < starts[i + 1])] - starts[i]
-            if len(rows):
-                parts.append(_take_rows(f, column, rows))
+    rng = np.random.default_rng(seed)
+    if all(f.endswith(".parquet") for f in files):
+        groups = [
+            (f, g, pf.metadata.row_group(g).num_rows)
+            for f in files
+            for pf in [pq.ParquetFile(f)]
+            for g in range(pf.num_row_groups)
+        ]
+        order = rng.permutation(len(groups))
+        rows = np.cumsum([groups[i][2] for i in order])
+        enough = int(np.searchsorted(rows, OVERSAMPLE * size)) + 1
+        chosen = sorted(order[:enough].tolist())
+        texts = _read_groups(column, [groups[i] for i in chosen])
     else:
         texts = pa.concat_arrays([_read_file(f, column) for f in files])
-        if len(texts) > size:
-            picked = np.sort(np.random.default_rng(seed).choice(len(texts), size, replace=False))
-            texts = texts.take(pa.array(picked))
-        parts.append(texts)
-    texts = pa.concat_arrays(parts) if parts else pa.array([], pa.string())
-    return texts.filter(pc.is_valid(texts))
+    texts = texts.filter(pc.is_valid(texts))
+    if len(texts) > size:
+        texts = texts.take(pa.array(np.sort(rng.choice(len(texts), size, replace=False))))
+    return texts
 
 
-def _take_rows(path: str, column: str, rows: np.ndarray) -> pa.Array:
-    """Rows of one Parquet column, reading only the row groups they fall in."""
-    pf = pq.ParquetFile(path)
-    if column not in pf.schema_arrow.names:
-        raise SampleError(f"{path} has no column '{column}' (columns: {pf.schema_arrow.names})")
-    sizes = [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)]
-    bounds = np.cumsum([0, *sizes])
-    groups = np.unique(np.searchsorted(bounds, rows, side="right") - 1)
-    table = pf.read_row_groups(groups.tolist(), columns=[column])
-    local = np.concatenate([np.arange(bounds[g], bounds[g + 1]) for g in groups])
-    where = np.searchsorted(local, rows)
-    return table.column(column).combine_chunks().cast(pa.string()).take(pa.array(where))
+def _read_groups(column: str, groups: list[tuple[str, int, int]]) -> pa.Array:
+    """One column of the given (file, row group) pairs, in that order."""
+    parts = []
+    for path in dict.fromkeys(f for f, _, _ in groups):
+        pf = pq.ParquetFile(path)
+        if column not in pf.schema_arrow.names:
+            raise SampleError(f"{path} has no column '{column}' (columns: {pf.schema_arrow.names})")
+        wanted = [g for f, g, _ in groups if f == path]
+        table = pf.read_row_groups(wanted, columns=[column])
+        parts.append(table.column(column).combine_chunks().cast(pa.string()))
+    return pa.concat_arrays(parts) if parts else pa.array([], pa.string())
 
 
 def log_probabilities(counts: np.ndarray, alpha: float) -> np.ndarray:

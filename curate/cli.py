@@ -218,11 +218,13 @@ def config_show(
 for _module, _target in (
     ("curate.commands.train_fasttext", train_app),
     ("curate.commands.train_lm", train_app),
+    ("curate.commands.train_tokenizer", train_app),
     ("curate.commands.dedup", dedup_app),
     ("curate.commands.inspect", app),
     ("curate.commands.plan", app),
     ("curate.commands.calibrate", app),
     ("curate.commands.check", app),
+    ("curate.commands.select", app),
 ):
     try:
         importlib.import_module(_module).register(_target)

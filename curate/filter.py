@@ -51,6 +51,10 @@ class Step:
     def setup(self) -> None:
         """Load models; called once per worker before any batch."""
 
+    def token_columns(self, sid: str) -> list[str]:
+        """Columns holding per-row token counts (the funnel sums them per step); none by default."""
+        return []
+
     def text(self, batch: pa.Table) -> pa.ChunkedArray:
         """The text column of a batch, as configured for the pipeline."""
         return batch.column(self.text_column)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from curate import io, mapper, plugins
 from curate.config import ConfigError, PipelineConfig, StepConfig, format_validation_error
 from curate.filter import Filter, GlobalStep
+from curate.stats import add_tokens
 
 LEDGER_COLUMNS = ("id", "text", "reason")
 SCORES_KEY = b"curate.scores"
@@ -204,6 +205,7 @@ class UnitProcessor:
         self.layout = Layout(config.output.path)
         self.instances = {s.sid: s.build(self.text_column) for s in steps}
         mapper.configure(self.instances, config.output.record_changes)
+        self.token_columns = [c for s in steps for c in self.instances[s.sid].token_columns(s.sid)]
         self._types: dict[str, dict[str, pa.DataType]] = {}
         self._ledger_sources: dict[str, str] = {}  # ledger column -> input column
 
@@ -567,6 +569,7 @@ class UnitProcessor:
             if dropped_rows.num_rows:
                 ledger_parts.append((step.sid, dropped_rows, None))
             table = table.filter(keep)
+            add_tokens(st, table, dropped_rows, self.token_columns)
             st["kept"] += table.num_rows
             st["dropped"] += dropped_rows.num_rows
             st["seconds"] += time.perf_counter() - t0

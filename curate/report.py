@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import io as _io
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -483,6 +484,40 @@ def _examples(rows: list[dict[str, Any]], id_col: str, text_col: str) -> str:
     return _table([*lead, "scores"], shown)
 
 
+def _selection_html(path: Path) -> list[str]:
+    """The select.json of a `curate select` output: shares per group, budget, KL."""
+    if not path.exists():
+        return []
+    sel = json.loads(path.read_text(encoding="utf-8"))
+    rows = [
+        [
+            g,
+            f"{100 * v['target_share']:.2f}",
+            f"{100 * v['pool_share']:.2f}",
+            f"{100 * v['share']:.2f}",
+            v["selected_tokens"],
+            v["rows"],
+            v["repeated_rows"],
+        ]
+        for g, v in sel["groups"].items()
+    ]
+    header = ["group", "target %", "pool %", "selected %", "tokens", "docs", "repeated"]
+    parts = [
+        "<h2 id='selection'>Selection</h2>",
+        f"<p>{html.escape(str(sel['method']))} by {html.escape(str(sel['score']))}: "
+        f"{sel['selected_tokens']:,} tokens for a budget of {sel['budget']:,} "
+        f"({sel['budget_error_pct']:+.3f}%).</p>",
+        _table(header, rows, set(range(1, len(header)))),
+    ]
+    if sel.get("kl"):
+        kl = sel["kl"]["kl_target_to"]
+        parts.append(
+            f"<p>KL(target || pool) {kl['pool']:.4f}, selection {kl['selection']:.4f}, "
+            f"random selection {kl['random_selection']:.4f}</p>"
+        )
+    return parts
+
+
 def render_html(out: Output, examples: int = 5, seed: int = 0) -> str:
     """A self-contained HTML page: funnel, histograms with thresholds, examples, dedup clusters."""
     funnel = out.funnel()
@@ -497,13 +532,19 @@ def render_html(out: Output, examples: int = 5, seed: int = 0) -> str:
         "<h2 id='funnel'>Funnel</h2>",
     ]
     rows = []
+    with_tokens = any("tokens_in" in st for st in funnel["steps"].values())
+    token_keys = ("tokens_in", "tokens_kept", "tokens_dropped") if with_tokens else ()
     for sid, st in funnel["steps"].items():
         pct = 100 * st["dropped"] / st["in"] if st["in"] else 0.0
-        rows.append([sid, st["in"], st["kept"], st["dropped"], f"{pct:.1f}", st["seconds"]])
-    parts.append(
-        _table(["step", "in", "kept", "dropped", "% dropped", "seconds"], rows, {1, 2, 3, 4, 5})
-    )
+        rows.append(
+            [sid, st["in"], st["kept"], st["dropped"], f"{pct:.1f}", st["seconds"]]
+            + [st.get(k, "") for k in token_keys]
+        )
+    header = ["step", "in", "kept", "dropped", "% dropped", "seconds"]
+    header += [k.replace("_", " ") for k in token_keys]
+    parts.append(_table(header, rows, set(range(1, len(header)))))
     parts.append(f"<div class='chart' id='funnel-chart'>{funnel_svg(funnel)}</div>")
+    parts += _selection_html(out.root / "select.json")
 
     hists = histograms(out)
     by_step: dict[str, list[Histogram]] = {}

@@ -4,10 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from rich.table import Table
 from rich.text import Text
 
 from curate import io
+
+TOKEN_KEYS = ("tokens_in", "tokens_kept", "tokens_dropped")
+
+
+def add_tokens(
+    step_stats: dict[str, Any], kept: pa.Table, dropped: pa.Table, columns: list[str]
+) -> None:
+    """Add a batch's token sums to a step's stats, once a token count column is there."""
+    column = next((c for c in columns if c in kept.schema.names), None)
+    if column is None:
+        return
+    tokens_kept = pc.sum(kept.column(column)).as_py() or 0
+    tokens_dropped = pc.sum(dropped.column(column)).as_py() or 0
+    for key, value in zip(
+        TOKEN_KEYS, (tokens_kept + tokens_dropped, tokens_kept, tokens_dropped), strict=True
+    ):
+        step_stats[key] = step_stats.get(key, 0) + value
 
 
 def merge(
@@ -66,6 +85,9 @@ def merge(
         "input_checks": {k: v for k, v in checks.items() if k != "rows"},
         "consistent": kept + rejected == checks["rows"],
     }
+    counted = [st for sid in step_order if "tokens_in" in (st := steps.get(sid, {}))]
+    if counted:  # tokens are known from the first step that had a count column on
+        total["tokens"] = {"in": counted[0]["tokens_in"], "kept": counted[-1]["tokens_kept"]}
     if wall_seconds is not None:
         total["wall_seconds"] = round(wall_seconds, 3)
         total["docs_per_second"] = round(checks["rows"] / wall_seconds, 1) if wall_seconds else 0
@@ -80,18 +102,25 @@ def read_manifests(root: str) -> list[dict[str, Any]]:
     ]
 
 
+def _human(n: int | None) -> str:
+    if n is None:
+        return ""
+    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.2f}{unit}"
+    return str(n)
+
+
 def funnel_table(stats: dict[str, Any], title: str = "curate funnel") -> Table:
-    """Per step: documents in, kept, dropped, % dropped, seconds."""
+    """Per step: documents in, kept, dropped, % dropped, seconds (and tokens, when counted)."""
     table = Table(title=title, title_justify="left")
-    for col, justify in (
-        ("step", "left"),
-        ("in", "right"),
-        ("kept", "right"),
-        ("dropped", "right"),
-        ("% dropped", "right"),
-        ("seconds", "right"),
-    ):
-        table.add_column(col, justify=justify)
+    with_tokens = any("tokens_in" in st for st in stats["steps"].values())
+    columns = ["step", "in", "kept", "dropped", "% dropped", "seconds"]
+    if with_tokens:
+        columns += ["tokens in", "tokens kept", "tokens dropped"]
+    for col in columns:
+        table.add_column(col, justify="left" if col == "step" else "right")
+    pad = [""] * 3 if with_tokens else []
     total = stats["total"]
     checks = total["input_checks"]
     bad = sum(checks.values())
@@ -103,6 +132,7 @@ def funnel_table(stats: dict[str, Any], title: str = "curate funnel") -> Table:
         f"{bad:,}",
         f"{100 * bad / docs:.1f}" if docs else "-",
         "",
+        *pad,
     )
     by_rule: list[str] = []
     for sid, st in stats["steps"].items():
@@ -112,6 +142,7 @@ def funnel_table(stats: dict[str, Any], title: str = "curate funnel") -> Table:
         label = sid + (" (annotate)" if would is not None else "")
         if "changed" in st:  # a mapper: how many documents it rewrote, and by how much
             label = f"{label} (rewrote {st['changed']:,}, -{st['chars_removed']:,} chars)"
+        tokens = [_human(st.get(k)) for k in TOKEN_KEYS] if with_tokens else []
         table.add_row(
             label,
             f"{st['in']:,}",
@@ -119,6 +150,7 @@ def funnel_table(stats: dict[str, Any], title: str = "curate funnel") -> Table:
             f"{st['dropped']:,}" if would is None else f"would drop {would:,}",
             pct if would is None else f"({pct})",
             f"{st['seconds']:.2f}",
+            *tokens,
         )
         rules = st.get("rules")
         if rules:
@@ -128,6 +160,8 @@ def funnel_table(stats: dict[str, Any], title: str = "curate funnel") -> Table:
             by_rule.append(f"{sid}: {shown}{more}")
     kept = total["kept"]
     table.add_section()
+    tok = total.get("tokens", {})
+    tokens_total = [_human(tok.get("in")), _human(tok.get("kept")), ""] if with_tokens else []
     table.add_row(
         "total",
         f"{docs:,}",
@@ -135,6 +169,7 @@ def funnel_table(stats: dict[str, Any], title: str = "curate funnel") -> Table:
         f"{total['rejected']:,}",
         f"{100 * (docs - kept) / docs:.1f}" if docs else "-",
         f"{total.get('wall_seconds', 0):.2f}",
+        *tokens_total,
     )
     if by_rule:
         table.caption = Text(

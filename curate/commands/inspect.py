@@ -133,5 +133,10 @@ def register(app: typer.Typer) -> None:
                 print(json.dumps(funnel))
                 return
             console.print(funnel_table(funnel, title=f"curate funnel: {escape(str(output.root))}"))
+            selection = output.root / "select.json"
+            if selection.exists():  # an output of `curate select`: what it chose
+                from curate.commands.select import print_report
+
+                print_report(json.loads(selection.read_text()), console)
         except report.OutputError as exc:
             raise _fail(str(exc)) from None

@@ -46,7 +46,16 @@ PASSING = {
 
 def run_check(tmp_path: Path, target: Path, exp: Path, *extra: str):
     junit, js = tmp_path / "check.xml", tmp_path / "check.json"
-    args = ["check", str(target), "--expect", str(exp), "--junit", str(junit), "--json-file", str(js)]
+    args = [
+        "check",
+        str(target),
+        "--expect",
+        str(exp),
+        "--junit",
+        str(junit),
+        "--json-file",
+        str(js),
+    ]
     result = cli.invoke(app, [*args, *extra])
     return result, junit, js
 

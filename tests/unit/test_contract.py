@@ -9,7 +9,7 @@ import pytest
 from curate import plugins
 from curate.filter import Filter, RowFilter
 from curate.testing import check_filter_contract
-from tests.conftest import REPO
+from tests.conftest import REPO, SAMPLE
 
 MODELS = REPO / "examples" / "quickstart" / "models"
 # Plugins whose params have no usable default: what the contract runs them with.
@@ -19,6 +19,7 @@ PARAMS = {
     "perplexity": {"backend": "kenlm", "model": str(MODELS / "lm.binary"), "max_perplexity": 5000},
     "decontaminate": {"eval_sets": [str(REPO / "tests" / "data" / "eval_tiny.jsonl")]},
     "url_filter": {"url_column": "text"},  # the contract texts stand in for URLs
+    "dsir": {"target": str(SAMPLE / "part-0.parquet"), "pool": str(SAMPLE)},
 }
 
 

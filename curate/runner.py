@@ -762,10 +762,14 @@ AUTO_LOCAL_ROWS = 50_000
 
 def choose_executor(config: PipelineConfig, steps: list[BoundStep], rows: int) -> str:
     """`executor: auto`: in process for small plans without a GPU step; Ray otherwise, and
-    always when a cluster address or a worker count is given. Output is identical either way."""
+    always when a cluster address or a worker count is given or this process already runs Ray.
+    Output is identical either way."""
     if config.executor != "auto":
         return config.executor
     if config.ray.address != "local" or config.ray.workers:
+        return "ray"
+    ray = sys.modules.get("ray")  # a program (or test session) that already started Ray
+    if ray is not None and ray.is_initialized():
         return "ray"
     if any(_resource(s, "gpus") > 0 for s in steps):
         return "ray"

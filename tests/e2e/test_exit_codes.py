@@ -55,7 +55,9 @@ def curate(*args: str, cwd: Path = REPO, **popen) -> subprocess.CompletedProcess
 def assert_one_sentence(done: subprocess.CompletedProcess, *fragments: str) -> str:
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert "Traceback" not in done.stderr
-    message = " ".join(done.stderr.split())  # rich may wrap a long line
+    # Progress lines ("[curate] connecting to Ray at ...") may come first; the error is last.
+    lines = [line for line in done.stderr.splitlines() if not line.startswith("[curate] ")]
+    message = " ".join(" ".join(lines).split())  # rich may wrap a long line
     assert message.startswith("error: "), done.stderr
     for fragment in fragments:
         assert fragment in message, message

@@ -37,6 +37,8 @@ for _module, _target in (
     ("curate.commands.plan", app),
     ("curate.commands.calibrate", app),
     ("curate.commands.check", app),
+    ("curate.commands.evaluate", app),
+    ("curate.commands.train_combine", train_app),
 ):
     try:
         importlib.import_module(_module).register(_target)

@@ -179,6 +179,14 @@ class Output:
         files = self._files("data")
         return pq.read_schema(files[0]) if files else pa.schema([])
 
+    def column_types(self) -> dict[str, pa.DataType]:
+        """Every column of data/ and rejected/ with its type, read from the Parquet footers."""
+        types: dict[str, pa.DataType] = {}
+        for path in self._files("data") + self._files("rejected"):
+            for f in pq.read_schema(path):
+                types.setdefault(f.name, f.type)
+        return types
+
     def text_column(self) -> str:
         return (self.run.get("input") or {}).get("text_column") or "text"
 
@@ -469,8 +477,13 @@ def _examples(rows: list[dict[str, Any]], id_col: str, text_col: str) -> str:
     return _table([*lead, "scores"], shown)
 
 
-def render_html(out: Output, examples: int = 5, seed: int = 0) -> str:
-    """A self-contained HTML page: funnel, histograms with thresholds, examples, dedup clusters."""
+def render_html(
+    out: Output, examples: int = 5, seed: int = 0, sections: list[str] | None = None
+) -> str:
+    """A self-contained HTML page: funnel, histograms with thresholds, examples, dedup clusters.
+
+    `sections` are extra HTML fragments (e.g. `curate eval`'s agreement with labels), appended.
+    """
     funnel = out.funnel()
     total = funnel["total"]
     parts = [
@@ -538,5 +551,6 @@ def render_html(out: Output, examples: int = 5, seed: int = 0) -> str:
             parts.append(
                 _table(["cluster size", "clusters"], [[k, v] for k, v in sizes.items()], {0, 1})
             )
+    parts.extend(sections or [])
     parts.append("</body></html>")
     return "\n".join(parts)

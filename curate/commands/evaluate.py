@@ -64,7 +64,8 @@ def _print(ev, console: Console, top: int) -> None:  # noqa: ANN001 - curate.eva
             f"{at.get(0.5, float('nan')):.2f}",
         )  # fmt: skip
     console.print(table)
-    console.print("* direction read from the labels (the plugin declares none)")
+    if any(c.direction_from == "data" for c in ev.columns):
+        console.print("* direction read from the labels (the plugin declares none)")
     if ev.steps:
         steps = Table(title="each step's own keep decision", title_justify="left")
         for name in ("step", "kept", "keep rate", "precision", "recall"):
@@ -107,7 +108,7 @@ def register(app: typer.Typer) -> None:
         top: Annotated[int, typer.Option(min=1, help="Columns shown in the table.")] = 20,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON, not tables.")] = False,
     ) -> None:
-        """ROC-AUC, average precision and keep-rate trade-offs of every score, with bootstrap CIs."""
+        """ROC-AUC, average precision and keep-rate trade-offs of each score, with bootstrap CIs."""
         from curate import evaluate as ev
         from curate import report
         from curate.cli import _user_errors

@@ -75,7 +75,7 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option(help="Folds and boosting subsamples.")] = 0,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON, not a table.")] = False,
     ) -> None:
-        """Fit a combiner of OUT's stored scores on labelled ids: cross-validated AUC, JSON model."""
+        """Fit a combiner of stored scores on labelled ids: cross-validated AUC, a JSON model."""
         from curate import evaluate as ev
         from curate.report import Output, OutputError
         from curate_filters._combine_fit import CombineSettings, fit

@@ -56,7 +56,7 @@ def check_filter_contract(
         {
             text_column: pa.array(texts, pa.string()),
             "id": pa.array([f"doc-{i}" for i in range(len(texts))]),
-            **{name: pa.array(values) for name, values in (columns or {}).items()},
+            **{col: pa.array(values) for col, values in (columns or {}).items()},
         }
     )
     empty = batch.slice(0, 0)

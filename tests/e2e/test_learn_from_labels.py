@@ -1,4 +1,4 @@
-"""Labels through the CLI: eval, train combine, learned_quality, calibrate, train from labels/teacher.
+"""Labels through the CLI: eval, train combine, learned_quality, calibrate, labels and teacher.
 
 The labels are built by hand from the quickstart sample (shippable text): reference sources
 (Wikipedia, books, Python docs, PEPs) are keeps, the crawled web pages drops. Runs use

@@ -1,4 +1,4 @@
-"""The agreement metrics of `curate eval`: AUC and AP match scikit-learn, CIs, trade-offs, labels."""
+"""The metrics of `curate eval`: AUC and AP match scikit-learn; CIs, trade-offs, labels."""
 
 from __future__ import annotations
 

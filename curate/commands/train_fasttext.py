@@ -48,7 +48,8 @@ def quality(
         list[str] | None,
         typer.Option(
             help="Instead of --positive/--negative: labelled text (Parquet/JSONL with the text "
-            "and --label-column); binary labels, or grades with --min-grade.",
+            "and --label-column); binary labels, or grades with --min-grade. With --teacher: "
+            "added to the teacher's documents.",
             rich_help_panel="From labels or a teacher",
         ),
     ] = None,
@@ -122,11 +123,12 @@ def quality(
         epoch=epoch, dim=dim, lr=lr, word_ngrams=word_ngrams, min_count=min_count,
         bucket=bucket, seed=seed, threads=threads, quantize=quantize, cutoff=cutoff,
     )  # fmt: skip
-    sources = [bool(positive or negative), bool(labels), bool(teacher)]
-    if sum(sources) != 1 or (sources[0] and not (positive and negative)):
+    pairs = bool(positive or negative)
+    if pairs == bool(labels or teacher) or (pairs and not (positive and negative)):
         _fail(
             ValueError(
-                "give --positive and --negative, or --labels, or --teacher with --teacher-column"
+                "give --positive and --negative, or --labels, or --teacher with "
+                "--teacher-column (with --labels too: labelled documents join the teacher's)"
             )
         )
     agreement = None
@@ -139,18 +141,23 @@ def quality(
                 lowercase=lowercase, max_chars=max_chars or None, settings=settings,
             )  # fmt: skip
         else:
-            from curate_filters._quality_labelled import from_labels, from_teacher
+            from curate_filters._quality_labelled import from_labels, from_teacher, read_labelled
 
             common = dict(
                 output=output, label=label, negative_label=negative_label, holdout=holdout,
                 lowercase=lowercase, max_chars=max_chars or None, settings=settings,
             )  # fmt: skip
-            if labels:
+            if not teacher:
                 report = from_labels(labels, text_column, label_column, min_grade, **common)
             else:
                 if not teacher_column:
                     raise FastTextError("--teacher needs --teacher-column (e.g. learned_prob)")
-                report, agreement = from_teacher(teacher, teacher_column, teacher_keep, **common)
+                extra = (
+                    read_labelled(labels, text_column, label_column, min_grade) if labels else None
+                )
+                report, agreement = from_teacher(
+                    teacher, teacher_column, teacher_keep, extra, **common
+                )
     except (FastTextError, OutputError, CombinerError) as e:
         _fail(e)
     table = Table(title=f"quality model {report.output}")

@@ -26,6 +26,7 @@ pytest.importorskip("fasttext")
 cli = CliRunner()
 MODELS = REPO / "examples" / "quickstart" / "models"
 KEEP_SOURCES = ["wikipedia_en", "gutenberg", "python_docs", "peps"]
+FAST = ["--epoch", "10", "--dim", "8", "--bucket", "50000", "--max-chars", "2000"]
 
 
 def steps(mode: str = "annotate") -> list[dict]:
@@ -170,7 +171,7 @@ def test_learned_quality_refuses_an_input_without_its_columns(combiner, tmp_path
 def test_train_quality_from_labels_reports_held_out_figures(labelled, tmp_path):
     model = tmp_path / "from-labels.ftz"
     result = invoke("train", "quality", "--labels", labelled["labels"], "-o", model,
-                    "--epoch", "10", "--holdout", "0.2")  # fmt: skip
+                    *FAST, "--holdout", "0.2")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "held-out roc_auc" in result.output
     side = json.loads(Path(f"{model}.json").read_text())
@@ -186,7 +187,7 @@ def test_train_quality_refuses_graded_labels_without_a_grade(labelled, tmp_path)
     result = invoke("train", "quality", "--labels", graded, "-o", tmp_path / "g.ftz")
     assert result.exit_code == 2 and "--min-grade" in result.output
     result = invoke("train", "quality", "--labels", graded, "--min-grade", "3",
-                    "-o", tmp_path / "g.ftz", "--epoch", "5")  # fmt: skip
+                    "-o", tmp_path / "g.ftz", *FAST)  # fmt: skip
     assert result.exit_code == 0, result.output
 
 
@@ -198,13 +199,29 @@ def test_distilled_student_reports_agreement_and_throughput(labelled, combiner, 
     assert invoke("run", config, "--quiet").exit_code == 0
     model = tmp_path / "student.ftz"
     result = invoke("train", "quality", "--teacher", tmp_path / "teacher", "--teacher-column",
-                    "learned_prob", "-o", model, "--epoch", "10")  # fmt: skip
+                    "learned_prob", "-o", model, *FAST)  # fmt: skip
     assert result.exit_code == 0, result.output
-    agreement = json.loads(Path(f"{model}.json").read_text())["agreement"]
+    assert "vs teacher: ROC-AUC" in result.output
+    side = json.loads(Path(f"{model}.json").read_text())
+    agreement = side["agreement"]
     assert agreement["auc_vs_teacher"] > 0.5
     assert agreement["student_docs_per_s"] > 0 and agreement["teacher_docs_per_s"] > 0
     assert set(agreement["teacher_steps"]) == {"learned", "gopher_quality", "fineweb_quality",
                                                "quality"}  # fmt: skip
+    assert side["source"]["teacher_rows"] == 904 and side["source"]["labelled_rows"] == 0
+    # Labelled documents join the teacher's when both are given.
+    result = invoke("train", "quality", "--teacher", tmp_path / "teacher", "--teacher-column",
+                    "learned_prob", "--labels", labelled["labels"], "-o", model, *FAST)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    side = json.loads(Path(f"{model}.json").read_text())
+    assert side["source"]["labelled_rows"] == 160
+
+
+def test_teacher_without_its_column_names_the_columns_it_has(labelled, tmp_path):
+    result = invoke("train", "quality", "--teacher", labelled["out"], "--teacher-column",
+                    "nope_prob", "-o", tmp_path / "s.ftz")  # fmt: skip
+    assert result.exit_code == 2
+    assert "no column 'nope_prob'" in result.output and "quality_prob" in result.output
 
 
 def test_train_quality_needs_exactly_one_source(tmp_path):

@@ -266,8 +266,10 @@ def main() -> None:
     }  # fmt: skip
     timings: dict[str, list[float]] = {k: [] for k in configs}
     step_rates: dict[str, list[float]] = {k: [] for k in configs}
-    for _ in range(args.repeats):
-        for name, steps in configs.items():
+    names = list(configs)
+    for rep in range(args.repeats):
+        for name in names[rep % len(names) :] + names[: rep % len(names)]:  # rotate the order
+            steps = configs[name]
             start = time.perf_counter()
             stats = run_config(steps, src, str(work / "tp-out"))
             timings[name].append(corpus.num_rows / (time.perf_counter() - start))

@@ -31,6 +31,8 @@ def weighted_auc(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray) ->
     weight below the group plus half the negative weight inside it (Mann-Whitney U).
     """
     weights = np.atleast_2d(np.asarray(weights, np.float64))
+    if np.size(scores) == 0:
+        return np.full(len(weights), np.nan)
     order, starts = _groups(np.asarray(scores, np.float64))
     labels = np.asarray(labels, bool)[order]
     w = weights[:, order]
@@ -48,6 +50,8 @@ def weighted_average_precision(
 ) -> np.ndarray:
     """Average precision (scikit-learn's step definition) for each row of `weights`."""
     weights = np.atleast_2d(np.asarray(weights, np.float64))
+    if np.size(scores) == 0:
+        return np.full(len(weights), np.nan)
     order, starts = _groups(-np.asarray(scores, np.float64))  # descending scores
     labels = np.asarray(labels, bool)[order]
     w = weights[:, order]

@@ -176,24 +176,28 @@ def agreement(
     text: pa.ChunkedArray,
     teacher: np.ndarray,
     truth: np.ndarray,
+    speed_text: pa.ChunkedArray,
     teacher_docs_per_s: float | None,
     teacher_steps: list[str],
 ) -> Agreement:
     """Student vs teacher on held-out rows: AUC against the teacher's split, rank correlation,
-    share of the same keep decisions at the same keep rate, and documents per second."""
+    share of the same keep decisions at the same keep rate; documents per second of the student
+    over `speed_text`. NaN figures when nothing was held out."""
     from curate.evaluate import weighted_auc
 
     start = time.perf_counter()
-    probs = _probs(model, norm, text, label)
+    _probs(model, norm, speed_text, label)
     seconds = time.perf_counter() - start
+    probs = _probs(model, norm, text, label)
     k = int(truth.sum())
     student_keep = np.zeros(len(probs), bool)
     student_keep[np.argsort(-probs, kind="stable")[:k]] = True
+    enough = len(probs) >= 2
     return Agreement(
         auc_vs_teacher=float(weighted_auc(probs, truth, np.ones((1, len(probs))))[0]),
-        spearman=float(spearmanr(probs, teacher).statistic),
-        decision_agreement=float((student_keep == truth).mean()),
-        student_docs_per_s=len(probs) / seconds if seconds > 0 else float("inf"),
+        spearman=float(spearmanr(probs, teacher).statistic) if enough else float("nan"),
+        decision_agreement=float((student_keep == truth).mean()) if enough else float("nan"),
+        student_docs_per_s=len(speed_text) / seconds if seconds > 0 else float("inf"),
         teacher_docs_per_s=teacher_docs_per_s,
         teacher_steps=teacher_steps,
     )
@@ -253,9 +257,10 @@ def from_teacher(
     from_teacher_rows = hold_idx < n_teacher
     docs_per_s, steps = teacher_cost(out, column)
     label = ft.strip_label(common.get("label", "hq"))
+    held = hold_idx[from_teacher_rows]
     agree = agreement(
-        model, norm, label, hold_text.filter(pa.array(from_teacher_rows)),
-        scores[hold_idx[from_teacher_rows]], truth[hold_idx[from_teacher_rows]], docs_per_s, steps,
+        model, norm, label, hold_text.filter(pa.array(from_teacher_rows, pa.bool_())),
+        scores[held], truth[held], text.slice(0, min(n_teacher, 5_000)), docs_per_s, steps,
     )  # fmt: skip
     side = ft.sidecar_path(report.output)
     meta_all = json.loads(side.read_text())

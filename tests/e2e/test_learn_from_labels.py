@@ -227,3 +227,18 @@ def test_teacher_without_its_column_names_the_columns_it_has(labelled, tmp_path)
 def test_train_quality_needs_exactly_one_source(tmp_path):
     result = invoke("train", "quality", "-o", tmp_path / "x.ftz")
     assert result.exit_code == 2 and "--labels" in result.output
+
+
+def test_eval_finds_labelled_rows_in_the_rejected_ledger_too(labelled, tmp_path):
+    strict = [{"use": "gopher_quality", "params": {"min_doc_words": 400}}]  # drops short docs
+    config = write_config(tmp_path / "f.yaml", str(SAMPLE), tmp_path / "filtered", strict)
+    assert invoke("run", config, "--quiet").exit_code == 0
+    rejected = pq.read_table(tmp_path / "filtered" / "rejected").num_rows
+    assert rejected > 0
+    result = invoke("eval", tmp_path / "filtered", "--labels", labelled["labels"], "--json",
+                    "--resamples", "50")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["rows"] == 160 and report["unmatched_labels"] == 0
+    (decision,) = report["steps"]
+    assert decision["step"] == "gopher_quality" and decision["kept"] < 160

@@ -225,6 +225,8 @@ for _module, _target in (
     ("curate.commands.calibrate", app),
     ("curate.commands.check", app),
     ("curate.commands.select", app),
+    ("curate.commands.evaluate", app),
+    ("curate.commands.train_combine", train_app),
 ):
     try:
         importlib.import_module(_module).register(_target)

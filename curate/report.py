@@ -188,6 +188,14 @@ class Output:
             return pq.read_schema(files[0])
         return _read_jsonl(files[0], None).schema
 
+    def column_types(self) -> dict[str, pa.DataType]:
+        """Every column of data/ and rejected/ with its type, read from the Parquet footers."""
+        types: dict[str, pa.DataType] = {}
+        for path in self._files("data") + self._files("rejected"):
+            for f in pq.read_schema(path):
+                types.setdefault(f.name, f.type)
+        return types
+
     def text_column(self) -> str:
         return (self.run.get("input") or {}).get("text_column") or "text"
 
@@ -518,8 +526,13 @@ def _selection_html(path: Path) -> list[str]:
     return parts
 
 
-def render_html(out: Output, examples: int = 5, seed: int = 0) -> str:
-    """A self-contained HTML page: funnel, histograms with thresholds, examples, dedup clusters."""
+def render_html(
+    out: Output, examples: int = 5, seed: int = 0, sections: list[str] | None = None
+) -> str:
+    """A self-contained HTML page: funnel, histograms with thresholds, examples, dedup clusters.
+
+    `sections` are extra HTML fragments (e.g. `curate eval`'s agreement with labels), appended.
+    """
     funnel = out.funnel()
     total = funnel["total"]
     parts = [
@@ -559,7 +572,13 @@ def render_html(out: Output, examples: int = 5, seed: int = 0) -> str:
         parts.append(f"<section class='step' id='step-{html.escape(step.sid)}'>")
         parts.append(
             f"<h3>{html.escape(step.sid)} <span class='muted'>({html.escape(step.use)}, "
-            f"{html.escape(step.mode)}; dropped {st.get('dropped', 0):,} of {st.get('in', 0):,})"
+            f"{html.escape(step.mode)}; "
+            + (
+                f"would drop {st['would_drop']:,}"
+                if "would_drop" in st
+                else f"dropped {st.get('dropped', 0):,}"
+            )
+            + f" of {st.get('in', 0):,})"
             "</span></h3>"
         )
         if step.sid in by_step:
@@ -574,7 +593,10 @@ def render_html(out: Output, examples: int = 5, seed: int = 0) -> str:
         if mine is not None and mine.num_rows:
             cols = ["id", "text"] + out.score_columns(mine.schema, step.sid)
             rej = [_clean(r) for r in sample_rows(mine.select(cols), examples, seed).to_pylist()]
-            parts.append(f"<details open><summary>rejected examples ({mine.num_rows:,})</summary>")
+            parts.append(
+                f"<details open><summary>rejected examples ({len(rej):,} of "
+                f"{mine.num_rows:,})</summary>"
+            )
             parts.append(_examples(rej, "id", "text") + "</details>")
         keep_cols = [id_col, text_col] + [
             c for r in kept_rows[:1] for c in r if out.owner(c) == step.sid
@@ -593,5 +615,6 @@ def render_html(out: Output, examples: int = 5, seed: int = 0) -> str:
             parts.append(
                 _table(["cluster size", "clusters"], [[k, v] for k, v in sizes.items()], {0, 1})
             )
+    parts.extend(sections or [])
     parts.append("</body></html>")
     return "\n".join(parts)

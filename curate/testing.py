@@ -40,12 +40,14 @@ def check_filter_contract(
     params: dict[str, Any] | None = None,
     texts: list[str] | None = None,
     text_column: str = "text",
+    columns: dict[str, list[Any]] | None = None,
 ) -> None:
     """Assert the contract every step keeps; raises AssertionError naming what broke.
 
     Picklable before setup; typed scores for an empty batch; one score per row; the same types
     for every batch; deterministic; row-independent (scoring halves equals scoring the whole);
-    `keep` returns one boolean per row.
+    `keep` returns one boolean per row. `columns` adds input columns (one value per text), for
+    steps that read earlier steps' scores.
     """
     name = cls.__name__
     texts = texts or CONTRACT_TEXTS
@@ -56,6 +58,7 @@ def check_filter_contract(
         {
             text_column: pa.array(texts, pa.string()),
             "id": pa.array([f"doc-{i}" for i in range(len(texts))]),
+            **{col: pa.array(values) for col, values in (columns or {}).items()},
         }
     )
     empty = batch.slice(0, 0)

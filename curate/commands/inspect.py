@@ -28,7 +28,9 @@ def _fmt(value: object) -> str:
 
 
 def _histogram_table(h) -> Table:  # noqa: ANN001 - a curate.report.Histogram
-    title = f"{h.column}  ({h.rows:,} rows" + (f", {h.missing:,} missing" if h.missing else "")
+    title = f"{h.column}  ({h.rows:,} rows" + (
+        f", {h.missing:,} dropped by an earlier step (never scored)" if h.missing else ""
+    )
     if h.threshold:
         title += f"; keep {'>=' if h.threshold[0] == 'min' else '<='} {h.threshold[1]:g}"
     table = Table(title=title + ")", title_justify="left", show_edge=False, box=None)

@@ -33,18 +33,61 @@ def _sizes(report) -> str:
 
 
 def quality(
-    positive: Annotated[
-        list[str],
-        typer.Option(
-            help="High-quality text: Parquet/JSONL(.gz) file, folder or quoted glob; repeatable."
-        ),
-    ],
-    negative: Annotated[
-        list[str], typer.Option(help="Low-quality text, same forms as --positive; repeatable.")
-    ],
     output: Annotated[
         str, typer.Option("-o", "--output", help="Model file; .ftz implies --quantize.")
     ],
+    positive: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="High-quality text: Parquet/JSONL(.gz) file, folder or quoted glob; repeatable."
+        ),
+    ] = None,
+    negative: Annotated[
+        list[str] | None,
+        typer.Option(help="Low-quality text, same forms as --positive; repeatable."),
+    ] = None,
+    labels: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Instead of --positive/--negative: labelled text (Parquet/JSONL with the text "
+            "and --label-column); binary labels, or grades with --min-grade. With --teacher: "
+            "added to the teacher's documents.",
+            rich_help_panel="From labels or a teacher",
+        ),
+    ] = None,
+    label_column: Annotated[
+        str, typer.Option(help="Column of --labels.", rich_help_panel="From labels or a teacher")
+    ] = "label",
+    min_grade: Annotated[
+        float | None,
+        typer.Option(
+            help="Graded labels: grade >= this is a keep (FineWeb-Edu: 3).",
+            rich_help_panel="From labels or a teacher",
+        ),
+    ] = None,
+    teacher: Annotated[
+        str | None,
+        typer.Option(
+            help="Distil: an output folder whose --teacher-column scores label its documents.",
+            rich_help_panel="From labels or a teacher",
+        ),
+    ] = None,
+    teacher_column: Annotated[
+        str | None,
+        typer.Option(
+            help="The teacher's score column, e.g. learned_prob (higher = keep).",
+            rich_help_panel="From labels or a teacher",
+        ),
+    ] = None,
+    teacher_keep: Annotated[
+        float,
+        typer.Option(
+            min=0.01,
+            max=0.99,
+            help="Share of the teacher's best-scored rows labelled keep.",
+            rich_help_panel="From labels or a teacher",
+        ),
+    ] = 0.5,
     text_column: Annotated[str, typer.Option(help="Text column of the inputs.")] = "text",
     positive_where: Annotated[list[str] | None, typer.Option(help=_WHERE_HELP)] = None,
     negative_where: Annotated[list[str] | None, typer.Option(help=_WHERE_HELP)] = None,
@@ -71,22 +114,53 @@ def quality(
     quantize: Annotated[bool, typer.Option(help="Write a quantized (small) model.")] = False,
     cutoff: Annotated[int, typer.Option(help="Rows kept when quantizing (size).")] = 20_000,
 ) -> None:
-    """Train a fastText quality classifier: balanced classes, held-out metrics, sidecar JSON."""
+    """Train a fastText quality classifier: from positive/negative text, from labelled text, or
+    distilled from a teacher's scores; held-out metrics and a sidecar JSON."""
+    from curate.report import OutputError
     from curate_filters._fasttext import FastTextError
+    from curate_filters.learned import CombinerError
     from curate_filters.quality import train_quality
 
     settings = _settings(
         epoch=epoch, dim=dim, lr=lr, word_ngrams=word_ngrams, min_count=min_count,
         bucket=bucket, seed=seed, threads=threads, quantize=quantize, cutoff=cutoff,
     )  # fmt: skip
+    pairs = bool(positive or negative)
+    if pairs == bool(labels or teacher) or (pairs and not (positive and negative)):
+        _fail(
+            ValueError(
+                "give --positive and --negative, or --labels, or --teacher with "
+                "--teacher-column (with --labels too: labelled documents join the teacher's)"
+            )
+        )
+    agreement = None
     try:
-        report = train_quality(
-            positive, negative, output, text_column=text_column,
-            positive_where=positive_where, negative_where=negative_where, label=label,
-            negative_label=negative_label, holdout=holdout, max_per_class=max_per_class,
-            lowercase=lowercase, max_chars=max_chars or None, settings=settings,
-        )  # fmt: skip
-    except FastTextError as e:
+        if positive:
+            report = train_quality(
+                positive, negative, output, text_column=text_column,
+                positive_where=positive_where, negative_where=negative_where, label=label,
+                negative_label=negative_label, holdout=holdout, max_per_class=max_per_class,
+                lowercase=lowercase, max_chars=max_chars or None, settings=settings,
+            )  # fmt: skip
+        else:
+            from curate_filters._quality_labelled import from_labels, from_teacher, read_labelled
+
+            common = dict(
+                output=output, label=label, negative_label=negative_label, holdout=holdout,
+                lowercase=lowercase, max_chars=max_chars or None, settings=settings,
+            )  # fmt: skip
+            if not teacher:
+                report = from_labels(labels, text_column, label_column, min_grade, **common)
+            else:
+                if not teacher_column:
+                    raise FastTextError("--teacher needs --teacher-column (e.g. learned_prob)")
+                extra = (
+                    read_labelled(labels, text_column, label_column, min_grade) if labels else None
+                )
+                report, agreement = from_teacher(
+                    teacher, teacher_column, teacher_keep, extra, **common
+                )
+    except (FastTextError, OutputError, CombinerError) as e:
         _fail(e)
     table = Table(title=escape(f"quality model {report.output}"))
     table.add_column("")
@@ -98,6 +172,17 @@ def quality(
     for name in ("precision", "recall", "f1", "roc_auc"):
         if name in report.metrics:
             table.add_row(f"held-out {name}", f"{report.metrics[name]:.4f}")
+    if agreement is not None:
+        held = "held-out, vs teacher"
+        table.add_row(f"{held}: ROC-AUC", f"{agreement.auc_vs_teacher:.4f}")
+        table.add_row(f"{held}: Spearman", f"{agreement.spearman:.4f}")
+        table.add_row(f"{held}: same decision", f"{agreement.decision_agreement:.4f}")
+        table.add_row("student docs/s (one process)", f"{agreement.student_docs_per_s:,.0f}")
+        if agreement.teacher_docs_per_s:
+            table.add_row(
+                f"teacher docs/s ({'+'.join(agreement.teacher_steps)}, stats.json)",
+                f"{agreement.teacher_docs_per_s:,.0f}",
+            )
     table.add_row("model size", _sizes(report))
     table.add_row("training time", f"{report.train_seconds:.1f} s")
     console.print(table)

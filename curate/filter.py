@@ -121,3 +121,26 @@ class GlobalStep(Step):
     def decision_schema(self) -> dict[str, pa.DataType]:
         """Types of the annotation columns `decide` returns (besides row_id and drop)."""
         return {}
+
+    def decide_sharded(
+        self,
+        sidecars: list[str],
+        parallel_map: ParallelMap,
+        workdir: str,
+        outdir: str,
+        compression: str = "zstd",
+    ) -> dict[str, Any]:
+        """Decide and write the decision per source shard under `outdir`; what the runner calls.
+
+        Returns `{"shards": {"<shard index>": uri}, "decision_rows": n, "to_drop": k}`; a unit
+        then reads only its shard's file. This default splits the table `decide` returns; a
+        step whose decision is too big for the driver (dedup) writes the files from its tasks.
+        """
+        from curate.decisions import write_by_shard
+
+        return write_by_shard(self.decide(sidecars, parallel_map, workdir), outdir, compression)
+
+    def reference_files(self) -> list[str]:
+        """Files besides the input that decide this step's output (a dedup index): the plan
+        records their sha256, so a changed one is a different run."""
+        return []

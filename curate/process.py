@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from curate import io, plugins
 from curate.config import ConfigError, PipelineConfig, StepConfig, format_validation_error
+from curate.decisions import DecisionSlice
 from curate.filter import Filter, GlobalStep
 
 LEDGER_COLUMNS = ("id", "text", "reason")
@@ -326,38 +327,23 @@ class UnitProcessor:
         return ({} if reused else scores), keep
 
     def _apply_decision(
-        self, step: BoundStep, table: pa.Table, decision: pa.Table
+        self, step: BoundStep, table: pa.Table, decision: DecisionSlice
     ) -> tuple[dict[str, pa.Array], np.ndarray]:
         row_ids = table.column(io.ROW_ID).to_numpy()
-        dec_ids = decision.column("row_id").to_numpy()
-        pos = np.searchsorted(dec_ids, row_ids)
-        pos_clip = np.minimum(pos, max(len(dec_ids) - 1, 0))
-        found = (
-            (pos < len(dec_ids)) & (dec_ids[pos_clip] == row_ids)
-            if len(dec_ids)
-            else np.zeros(len(row_ids), bool)
-        )
-        drop = (
-            found & decision.column("drop").to_numpy(zero_copy_only=False)[pos_clip]
-            if len(dec_ids)
-            else found
-        )
+        found, pos = decision.lookup(row_ids)
+        drop = found & decision.drop[pos] if len(decision.row_ids) else found
         instance = self.instances[step.sid]
         scores = {}
-        take = pa.array(np.where(found, pos_clip, 0), mask=~found)
+        take = pa.array(np.where(found, pos, 0), mask=~found)
         for name, dtype in instance.decision_schema().items():
-            values = (
-                decision.column(name).take(take) if len(dec_ids) else pa.nulls(len(row_ids), dtype)
-            )
+            values = decision.column(name, take, dtype)
             default = instance.defaults.get(name)
             if default is not None:
                 values = pc.fill_null(values, pa.scalar(default, dtype))
             scores[name] = _as_array(values).cast(dtype)
         return scores, drop
 
-    def process(
-        self, seg_index: int, unit: io.WorkUnit, decision: pa.Table | None = None
-    ) -> dict[str, Any]:
+    def process(self, seg_index: int, unit: io.WorkUnit, decision: Any = None) -> dict[str, Any]:
         """Stream one unit through one segment; publish its files; return its summary."""
         seg = self.segments[seg_index]
         last = seg_index == len(self.segments) - 1
@@ -391,6 +377,12 @@ class UnitProcessor:
             else:  # an input with no rows and no schema (an empty JSONL file) left no file
                 batches, empty_schema = iter(()), None
         first_row = unit.first_row
+        if seg.apply is not None:  # this unit's slice of the decision, read once
+            decision = (
+                DecisionSlice.of(decision)
+                if decision is None or isinstance(decision, pa.Table)
+                else DecisionSlice.read(decision["shards"], unit)
+            )
         try:
             seen_any = False
             for batch in batches:
@@ -453,7 +445,7 @@ class UnitProcessor:
         unit: io.WorkUnit,
         table: pa.Table,
         first_row: int,
-        decision: pa.Table | None,
+        decision: DecisionSlice | None,
         stats: dict,
         checks: dict,
         writers: dict[str, io.AtomicParquetWriter],

@@ -12,7 +12,7 @@ from pydantic import Field
 
 from curate.filter import GlobalStep, ParallelMap, Resources
 from curate_filters.minhash.normalize import NormParams, normalize
-from curate_filters.minhash.shuffle import DECISION_SCHEMA, bucket_dedup
+from curate_filters.minhash.shuffle import DECISION_SCHEMA, bucket_dedup, bucket_dedup_sharded
 from curate_filters.minhash.signatures import string_buffers
 
 
@@ -89,10 +89,29 @@ class ExactDedup(GlobalStep):
     def decide(self, sidecars: list[str], parallel_map: ParallelMap, workdir: str) -> pa.Table:
         """Group equal hashes through the shuffle; every group keeps its smallest row id.
 
-        Driver memory is O(duplicate rows), independent of corpus size.
+        The driver holds file names only; see `shuffle` for the phases.
         """
         groups = [["hash_hi", "hash_lo"]]
         return bucket_dedup(sidecars, groups, parallel_map, workdir, self.params.partitions)
+
+    def decide_sharded(
+        self,
+        sidecars: list[str],
+        parallel_map: ParallelMap,
+        workdir: str,
+        outdir: str,
+        compression: str = "zstd",
+    ) -> dict[str, Any]:
+        """The shuffle and the components as tasks; the decision written per shard by them."""
+        return bucket_dedup_sharded(
+            sidecars,
+            [["hash_hi", "hash_lo"]],
+            parallel_map,
+            workdir,
+            outdir,
+            self.params.partitions,
+            compression,
+        )
 
     def decision_schema(self) -> dict[str, pa.DataType]:
         return dict(DECISION_SCHEMA)

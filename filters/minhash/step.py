@@ -12,7 +12,7 @@ from pydantic import Field, model_validator
 from curate.filter import GlobalStep, ParallelMap, Resources
 from curate_filters.minhash.lsh import band_keys, optimal_params
 from curate_filters.minhash.normalize import NormParams, normalize
-from curate_filters.minhash.shuffle import DECISION_SCHEMA, bucket_dedup
+from curate_filters.minhash.shuffle import DECISION_SCHEMA, bucket_dedup, bucket_dedup_sharded
 from curate_filters.minhash.signatures import permutations, signatures
 
 _DEFAULT_BANDS, _DEFAULT_ROWS = 14, 8
@@ -125,10 +125,29 @@ class MinHashDedup(GlobalStep):
     def decide(self, sidecars: list[str], parallel_map: ParallelMap, workdir: str) -> pa.Table:
         """Shuffle the band keys, cluster, and return the decision table (see `bucket_dedup`).
 
-        Driver memory is O(duplicate edges + rows in clusters), independent of corpus size.
+        The driver holds file names only; see `shuffle` for the phases.
         """
         groups = [[c] for c in self.band_columns()]
         return bucket_dedup(sidecars, groups, parallel_map, workdir, self.params.partitions)
+
+    def decide_sharded(
+        self,
+        sidecars: list[str],
+        parallel_map: ParallelMap,
+        workdir: str,
+        outdir: str,
+        compression: str = "zstd",
+    ) -> dict[str, Any]:
+        """The shuffle and the components as tasks; the decision written per shard by them."""
+        return bucket_dedup_sharded(
+            sidecars,
+            [[c] for c in self.band_columns()],
+            parallel_map,
+            workdir,
+            outdir,
+            self.params.partitions,
+            compression,
+        )
 
     def decision_schema(self) -> dict[str, pa.DataType]:
         return dict(DECISION_SCHEMA)

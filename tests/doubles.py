@@ -141,10 +141,14 @@ class PausedMinHash(MinHashDedup):
 
     class Params(MinHashParams):
         marker: str = Field(description="File created when the pause starts; present: no pause.")
-        after: str = Field("scatter", description="Pause after this phase: scatter or gather.")
+        after: str = Field(
+            "scatter",
+            description="Pause after this phase: scatter, gather, large_star (inside the "
+            "distributed components) or join_ids.",
+        )
         seconds: float = Field(60.0, description="Length of the pause.")
 
-    def decide(self, sidecars, parallel_map, workdir):
+    def decide_sharded(self, sidecars, parallel_map, workdir, outdir, compression="zstd"):
         import os
         import time
 
@@ -155,7 +159,7 @@ class PausedMinHash(MinHashDedup):
                 time.sleep(self.params.seconds)
             return out
 
-        return super().decide(sidecars, paced, workdir)
+        return super().decide_sharded(sidecars, paced, workdir, outdir, compression)
 
 
 class ScaledWords(Filter):

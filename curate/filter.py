@@ -140,7 +140,8 @@ class GlobalStep(Step):
 
         return write_by_shard(self.decide(sidecars, parallel_map, workdir), outdir, compression)
 
-    def reference_files(self) -> list[str]:
-        """Files besides the input that decide this step's output (a dedup index): the plan
-        records their sha256, so a changed one is a different run."""
-        return []
+    def references(self, owner: str) -> dict[str, str]:
+        """Files besides the input that decide this step's output (a dedup index), with their
+        sha256: the plan records them, so a changed one makes a different run. `owner` is
+        `<output folder>#<step id>` (what this run itself may have added is not a reference)."""
+        return {}

@@ -11,12 +11,13 @@ import xxhash
 from pydantic import Field
 
 from curate.filter import GlobalStep, ParallelMap, Resources
+from curate_filters.minhash.indexed import IndexedDedup, IndexParams
 from curate_filters.minhash.normalize import NormParams, normalize
-from curate_filters.minhash.shuffle import DECISION_SCHEMA, bucket_dedup, bucket_dedup_sharded
+from curate_filters.minhash.shuffle import DECISION_SCHEMA, bucket_dedup
 from curate_filters.minhash.signatures import string_buffers
 
 
-class ExactDedupParams(NormParams):
+class ExactDedupParams(NormParams, IndexParams):
     """Parameters of the `exact_dedup` step."""
 
     strip_punctuation: bool = Field(
@@ -41,12 +42,13 @@ def content_hashes(text: pa.StringArray) -> np.ndarray:
     return np.frombuffer(digest, dtype=">u8").astype(np.uint64).reshape(-1, 2)
 
 
-class ExactDedup(GlobalStep):
+class ExactDedup(IndexedDedup, GlobalStep):
     """Drop exact duplicates after normalisation: the first occurrence by row id survives.
 
     Sidecar rows: `row_id`, `id` (the user's id as a string), `hash_hi`, `hash_lo` (xxh3-128).
     """
 
+    step_name = "exact_dedup"
     Params: ClassVar[type[ExactDedupParams]] = ExactDedupParams
     resources: ClassVar[Resources] = Resources(cpus=1.0, batch_size=8192)
     defaults: ClassVar[dict[str, Any]] = {"cluster_size": 1}
@@ -94,24 +96,9 @@ class ExactDedup(GlobalStep):
         groups = [["hash_hi", "hash_lo"]]
         return bucket_dedup(sidecars, groups, parallel_map, workdir, self.params.partitions)
 
-    def decide_sharded(
-        self,
-        sidecars: list[str],
-        parallel_map: ParallelMap,
-        workdir: str,
-        outdir: str,
-        compression: str = "zstd",
-    ) -> dict[str, Any]:
-        """The shuffle and the components as tasks; the decision written per shard by them."""
-        return bucket_dedup_sharded(
-            sidecars,
-            [["hash_hi", "hash_lo"]],
-            parallel_map,
-            workdir,
-            outdir,
-            self.params.partitions,
-            compression,
-        )
+    def key_groups(self) -> list[list[str]]:
+        """The sidecar columns that form one bucket key, per bucket family."""
+        return [["hash_hi", "hash_lo"]]
 
     def decision_schema(self) -> dict[str, pa.DataType]:
         return dict(DECISION_SCHEMA)

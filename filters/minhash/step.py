@@ -10,15 +10,16 @@ import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from curate.filter import GlobalStep, ParallelMap, Resources
+from curate_filters.minhash.indexed import IndexedDedup, IndexParams
 from curate_filters.minhash.lsh import band_keys, optimal_params
 from curate_filters.minhash.normalize import NormParams, normalize
-from curate_filters.minhash.shuffle import DECISION_SCHEMA, bucket_dedup, bucket_dedup_sharded
+from curate_filters.minhash.shuffle import DECISION_SCHEMA, bucket_dedup
 from curate_filters.minhash.signatures import permutations, signatures
 
 _DEFAULT_BANDS, _DEFAULT_ROWS = 14, 8
 
 
-class MinHashParams(NormParams):
+class MinHashParams(NormParams, IndexParams):
     """Parameters of the `minhash` step."""
 
     num_perm: int = Field(112, ge=1, description="Number of MinHash permutations.")
@@ -73,7 +74,7 @@ class MinHashParams(NormParams):
         return _DEFAULT_BANDS, _DEFAULT_ROWS
 
 
-class MinHashDedup(GlobalStep):
+class MinHashDedup(IndexedDedup, GlobalStep):
     """Drop near-duplicates: documents sharing an LSH band bucket are clustered (connected
     components) and every cluster keeps its first document in corpus order.
 
@@ -81,6 +82,7 @@ class MinHashDedup(GlobalStep):
     `band_00`, `band_01`, ... Documents without any shingle have no sidecar row (never dropped).
     """
 
+    step_name = "minhash"
     Params: ClassVar[type[MinHashParams]] = MinHashParams
     resources: ClassVar[Resources] = Resources(cpus=1.0, batch_size=4096)
     defaults: ClassVar[dict[str, Any]] = {"cluster_size": 1}
@@ -130,24 +132,14 @@ class MinHashDedup(GlobalStep):
         groups = [[c] for c in self.band_columns()]
         return bucket_dedup(sidecars, groups, parallel_map, workdir, self.params.partitions)
 
-    def decide_sharded(
-        self,
-        sidecars: list[str],
-        parallel_map: ParallelMap,
-        workdir: str,
-        outdir: str,
-        compression: str = "zstd",
-    ) -> dict[str, Any]:
-        """The shuffle and the components as tasks; the decision written per shard by them."""
-        return bucket_dedup_sharded(
-            sidecars,
-            [[c] for c in self.band_columns()],
-            parallel_map,
-            workdir,
-            outdir,
-            self.params.partitions,
-            compression,
-        )
+    def key_groups(self) -> list[list[str]]:
+        """The sidecar columns that form one bucket key, per bucket family."""
+        return [[c] for c in self.band_columns()]
+
+    def key_signature(self) -> dict[str, Any]:
+        """The params that decide the band keys, with the (bands, rows) in effect."""
+        found = {k: v for k, v in super().key_signature().items() if k not in ("bands", "rows")}
+        return {**found, "lsh": list(self.params.lsh())}
 
     def decision_schema(self) -> dict[str, pa.DataType]:
         return dict(DECISION_SCHEMA)

@@ -86,7 +86,8 @@ def _source_table(source: Source, columns: list[str]) -> pa.Table:
     if offset is None:
         return _read(uri, ["row_id", *columns])
     table = _read(uri, columns)
-    return table.append_column("row_id", pa.array(np.arange(table.num_rows) + offset, pa.int64()))
+    rows = pa.array(np.arange(table.num_rows) + offset, pa.int64())
+    return table.add_column(0, "row_id", rows)
 
 
 def source_footer(uri: str) -> tuple[int, int | None]:

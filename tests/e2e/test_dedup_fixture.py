@@ -88,8 +88,9 @@ def test_fixture_truth_found_same_bytes_any_workers_and_partitions(ray_session, 
     outs = {}
     for name, params, extra in (
         ("local", {}, ["--executor", "local"]),
-        ("w1", {"params": {"partitions": 1}}, ["--workers", "1"]),
-        ("w2", {"params": {"partitions": 7}}, ["--workers", "2"]),
+        ("w1", {}, ["--workers", "1"]),
+        ("w2", {}, ["--workers", "2"]),
+        ("p7", {"params": {"partitions": 7}}, ["--workers", "2"]),
     ):
         out = tmp_path / name
         run_ok(config(tmp_path, inp, out, params, f"{name}.yaml"), *extra)
@@ -101,6 +102,11 @@ def test_fixture_truth_found_same_bytes_any_workers_and_partitions(ray_session, 
         assert set(record["decision"]["shards"]) <= {"0", "1", "2"}
         assert not list((out / "_global" / "mh").glob("work/**/*.parquet"))
     assert outs["local"] == outs["w1"] == outs["w2"]
+    # Other partitions: the same rows and values (the params in the file metadata differ).
+    assert outs["p7"].keys() == outs["w1"].keys()
+    for name in outs["w1"]:
+        a, b = (pq.read_table(tmp_path / run / name) for run in ("w1", "p7"))
+        assert a.replace_schema_metadata(None).equals(b.replace_schema_metadata(None))
 
 
 def test_worker_killed_inside_the_distributed_components(ray_session, tmp_path):
@@ -110,7 +116,8 @@ def test_worker_killed_inside_the_distributed_components(ray_session, tmp_path):
     mh = {"use": "tests.doubles:KilledMinHash", "params": {"marker": str(marker)}}
     run_ok(config(tmp_path, inp, tmp_path / "ray", mh), "--workers", "2")
     assert marker.exists()  # a task of a large-star round really died and was retried
-    run_ok(config(tmp_path, inp, tmp_path / "ref", name="ref.yaml"), "--executor", "local")
+    # The reference: the same step in process, the kill already spent.
+    run_ok(config(tmp_path, inp, tmp_path / "ref", mh, "ref.yaml"), "--executor", "local")
     assert files(tmp_path / "ray") == files(tmp_path / "ref")
     assert_accounted(table["id"].to_pylist(), tmp_path / "ray")
 
@@ -143,7 +150,7 @@ def test_driver_killed_inside_the_distributed_components_resumes(ray_session, tm
     assert list((out / "_global" / "mh" / "work" / "cc").glob("*-large-*.parquet"))
     assert not (out / "_global" / "mh" / "decide.json").exists()
     run_ok(conf)  # resumes: the marker makes it not pause
-    run_ok(config(tmp_path, inp, tmp_path / "ref", name="ref.yaml"), "--executor", "local")
+    run_ok(config(tmp_path, inp, tmp_path / "ref", mh, "ref.yaml"), "--executor", "local")
     assert files(out) == files(tmp_path / "ref")
     assert not list((out / "_global" / "mh").glob("work/**/*.parquet"))
     assert not list(out.rglob("*.tmp"))

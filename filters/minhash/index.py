@@ -85,15 +85,17 @@ def digests(paths: list[str], owner: str, step: str, keys: list[str], signature:
     return {uri: sha256_path(uri) for uri in index_parts(paths, owner, step, keys, signature)}
 
 
-def index_rows(task: tuple[str, list[str], str | None, str, str]) -> tuple[str, int]:
-    """One sidecar's index rows: its keys, and the id each document was kept as."""
-    sidecar, keys, decision_uri, out_uri, compression = task
+def index_rows(task: tuple[str, list[str], dict[str, str], str, str]) -> tuple[str, int]:
+    """One sidecar's index rows: its keys, and the id each document was kept as (its shard's
+    decision file, from `shards`, names the survivors)."""
+    sidecar, keys, shards, out_uri, compression = task
     fs, path = io.filesystem(sidecar)
     with fs.open_input_file(path) as f:
         table = pq.read_table(f, columns=["row_id", "id", *keys])
     ids = table.column("id").combine_chunks()
-    if decision_uri is not None and table.num_rows:
-        rows = table.column("row_id").to_numpy()
+    rows = table.column("row_id").to_numpy()
+    decision_uri = shards.get(str(int(rows[0]) >> io.ROW_BITS)) if len(rows) else None
+    if decision_uri is not None:
         dfs, dpath = io.filesystem(decision_uri)
         lo, hi = int(rows.min()), int(rows.max()) + 1
         with dfs.open_input_file(dpath) as f:
@@ -136,13 +138,10 @@ def write(
     if previous is not None:
         _check(folder, previous, step, keys, signature)
     tag = uuid.uuid4().hex[:16]
-    tasks = []
-    for i, sidecar in enumerate(sorted(sidecars)):
-        shard = _shard_of(sidecar)
-        uri = shards.get(str(shard)) if shard is not None else None
-        tasks.append(
-            (sidecar, keys, uri, io.join(folder, f"part-{tag}-{i:05d}.parquet"), compression)
-        )
+    tasks = [
+        (sidecar, keys, shards, io.join(folder, f"part-{tag}-{i:05d}.parquet"), compression)
+        for i, sidecar in enumerate(sorted(sidecars))
+    ]
     written = parallel_map(index_rows, tasks)
     kept = [e for e in (previous or {}).get("files", []) if e.get("added_by") != owner]
     entries = kept + [
@@ -159,20 +158,6 @@ def write(
     }
     io.write_json_atomic(io.join(folder, MANIFEST), manifest)
     return manifest
-
-
-def _shard_of(sidecar: str) -> int | None:
-    fs, path = io.filesystem(sidecar)
-    with fs.open_input_file(path) as f:
-        meta = pq.read_metadata(f)
-        if not meta.num_rows:
-            return None
-        col = meta.schema.names.index("row_id")
-        stats = meta.row_group(0).column(col).statistics
-        if stats is not None and stats.has_min_max:
-            return int(stats.min) >> io.ROW_BITS
-        first = pq.read_table(f, columns=["row_id"]).column("row_id")[0].as_py()
-        return int(first) >> io.ROW_BITS
 
 
 def clear_own(root: str, sid: str) -> None:

@@ -33,12 +33,13 @@ def write_partitioned(table: pa.Table, part: np.ndarray, uri: str) -> PartFile:
     fs, path = filesystem(uri)
     fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
     cut = np.flatnonzero(np.diff(part)) + 1
-    lo = np.concatenate([[0], cut]).astype(np.int64)
-    hi = np.concatenate([cut, [len(part)]]).astype(np.int64)
-    parts = part[lo] if len(part) else np.zeros(0, np.int64)
+    lo = np.concatenate([[0], cut]).astype(np.int64) if len(part) else np.zeros(0, np.int64)
+    hi = np.concatenate([cut, [len(part)]]).astype(np.int64) if len(part) else lo
+    parts = part[lo]
     starts = [0]
     with fs.open_output_stream(path) as sink:
-        with pq.ParquetWriter(sink, table.schema, compression="lz4") as writer:
+        # Work files live for one phase and their keys are random: compressing costs, saves nothing.
+        with pq.ParquetWriter(sink, table.schema, compression="none") as writer:
             for a, b in zip(lo.tolist(), hi.tolist(), strict=True):
                 groups = 0
                 for s in range(a, b, _ROW_GROUP_ROWS):
@@ -48,16 +49,44 @@ def write_partitioned(table: pa.Table, part: np.ndarray, uri: str) -> PartFile:
                 starts.append(starts[-1] + groups)
             if not len(part):
                 writer.write_table(table.slice(0, 0))
-    return PartFile(uri, parts, np.array(starts, np.int64), (hi - lo) if len(part) else parts)
+    return PartFile(uri, parts, np.array(starts, np.int64), hi - lo)
+
+
+class PieceIndex:
+    """Which row groups of which files hold each partition, as flat int arrays (about 32 bytes
+    per file and partition on the driver, never per row); `pieces(p)` builds one task's list."""
+
+    def __init__(self, files: list[PartFile]) -> None:
+        self.uris = [f.uri for f in files]
+        counts = [len(f.parts) for f in files]
+        part = np.concatenate([f.parts for f in files]) if files else np.zeros(0, np.int64)
+        file = np.repeat(np.arange(len(files)), counts)
+        first = np.concatenate([f.starts[:-1] for f in files]) if files else part
+        last = np.concatenate([f.starts[1:] for f in files]) if files else part
+        order = np.lexsort([file, part])
+        self.part, self.file = part[order], file[order]
+        self.first, self.last = first[order], last[order]
+
+    def partitions(self) -> list[int]:
+        return np.unique(self.part).tolist()
+
+    def pieces(self, p: int) -> list[tuple[str, list[int]]]:
+        lo, hi = np.searchsorted(self.part, [p, p + 1])
+        return [
+            (self.uris[f], list(range(a, b)))
+            for f, a, b in zip(
+                self.file[lo:hi].tolist(),
+                self.first[lo:hi].tolist(),
+                self.last[lo:hi].tolist(),
+                strict=True,
+            )
+        ]
 
 
 def pieces_by_partition(files: list[PartFile]) -> dict[int, list[tuple[str, list[int]]]]:
-    """For every partition, the `(file, row groups)` that hold it, in file order."""
-    out: dict[int, list[tuple[str, list[int]]]] = {}
-    for f in files:
-        for i, p in enumerate(f.parts.tolist()):
-            out.setdefault(p, []).append((f.uri, list(range(f.starts[i], f.starts[i + 1]))))
-    return out
+    """Every partition's pieces at once (small inputs and tests; tasks use `PieceIndex`)."""
+    index = PieceIndex(files)
+    return {p: index.pieces(p) for p in index.partitions()}
 
 
 def read_pieces(pieces: list[tuple[str, list[int]]], schema: pa.Schema) -> pa.Table:

@@ -20,7 +20,7 @@ import pyarrow as pa
 from curate.io import filesystem
 from curate_filters.minhash.partfiles import (
     PartFile,
-    pieces_by_partition,
+    PieceIndex,
     read_pieces,
     spread,
     write_partitioned,
@@ -130,15 +130,21 @@ def star_components(
     component is one star; returns those final edge files (centre = smallest node)."""
     files = edges
     for r in range(MAX_ROUNDS):
-        by = pieces_by_partition(files)
-        tasks = [(by[p], n_parts, f"{work}/r{r:03d}-large-{p:05d}.parquet") for p in sorted(by)]
+        by = PieceIndex(files)
+        tasks = (
+            (by.pieces(p), n_parts, f"{work}/r{r:03d}-large-{p:05d}.parquet")
+            for p in by.partitions()
+        )
         results = parallel_map(large_star, tasks)
         mid = [f for f, _ in results]
         if all(final for _, final in results):
             parallel_map(delete_files, _chunks([f.uri for f in mid]))
             return files
-        by = pieces_by_partition(mid)
-        tasks = [(by[p], n_parts, f"{work}/r{r:03d}-small-{p:05d}.parquet") for p in sorted(by)]
+        by = PieceIndex(mid)
+        tasks = (
+            (by.pieces(p), n_parts, f"{work}/r{r:03d}-small-{p:05d}.parquet")
+            for p in by.partitions()
+        )
         previous = files
         files = parallel_map(small_star, tasks)
         parallel_map(delete_files, _chunks([f.uri for f in previous + mid]))

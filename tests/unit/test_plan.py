@@ -27,7 +27,9 @@ def test_estimate_scales_with_rows_and_cores():
     assert p1.steps[0].seconds == 100_000 / plan.RATES["gopher_quality"]
     assert abs(p2.seconds - p1.seconds) < 1e-9  # twice the rows on twice the cores
     assert p1.steps[1].sidecar_bytes == 100_000 * (16 + 8 * 14)
-    assert p1.driver_bytes == 100_000 * plan.DRIVER_BYTES_PER_ROW["minhash"]
+    assert p1.driver_bytes == plan.dedup_driver_bytes("minhash", 100_000, {})
+    # The driver holds a piece index, not the duplicates: 1e9 documents need well under 1 GiB.
+    assert plan.dedup_driver_bytes("minhash", 10**9, {}) < 2**30
     assert p1.disk_bytes > one.file_bytes
 
 

@@ -226,3 +226,23 @@ def test_an_index_built_with_other_params_is_refused(tmp_path):
     result = invoke("run", str(missing), "--quiet", "--executor", "local")
     assert result.exit_code == 2 and "no index.json" in result.output
     assert not (tmp_path / "c" / "data").exists()
+
+
+def test_exact_dedup_against_an_index(tmp_path):
+    table = fixture_table()
+    first = shard(table.slice(0, 60), tmp_path / "first", 1)
+    # The second crawl: new documents, and three pages of the first crawl again, renamed.
+    again = table.slice(0, 3)
+    again = again.set_column(0, "id", pa.array([f"again-{i}" for i in range(3)]))
+    second = shard(pa.concat_tables([table.slice(60), again]), tmp_path / "second", 1)
+    step = {"use": "exact_dedup", "id": "mh", "params": {"write_index": True}}
+    run_ok(config(tmp_path, first, tmp_path / "a", step, "a.yaml"), "--executor", "local")
+    index = tmp_path / "a" / "dedup_index" / "mh"
+    step = {"use": "exact_dedup", "id": "mh", "params": {"index": [str(index)]}}
+    run_ok(config(tmp_path, second, tmp_path / "b", step, "b.yaml"), "--executor", "local")
+    rejected = pa.concat_tables(
+        pq.read_table(p) for p in (tmp_path / "b" / "rejected").glob("*-s1.parquet")
+    )
+    ids, survivors = rejected["id"].to_pylist(), rejected["mh_duplicate_of"].to_pylist()
+    dropped = dict(zip(ids, survivors, strict=True))
+    assert dropped == {f"again-{i}": table["id"][i].as_py() for i in range(3)}

@@ -102,6 +102,7 @@ class RayMap:
         self.remote = ray.remote(num_cpus=0, max_retries=3)(measured)
         self.task_peak = 0.0
         self.tasks = 0
+        self.written: dict[str, int] = {}  # work-file bytes per phase (scatter, gather, ...)
 
     def __call__(self, fn, items):
         refs = []
@@ -112,6 +113,14 @@ class RayMap:
         out = []
         for result, peak in self.ray.get(refs):
             out.append(result)
+            for f in result if isinstance(result, list) else [result]:
+                if isinstance(f, tuple):  # (PartFile, final) or (shard, uri, rows, dropped)
+                    f = next((x for x in f if hasattr(x, "uri") or isinstance(x, str)), None)
+                uri = getattr(f, "uri", f if isinstance(f, str) else None)
+                if isinstance(uri, str) and os.path.exists(uri):
+                    self.written[fn.__name__] = self.written.get(fn.__name__, 0) + (
+                        os.path.getsize(uri)
+                    )
             self.task_peak = max(self.task_peak, peak)
             self.tasks += 1
         return out
@@ -141,6 +150,7 @@ def _figures(seconds: float, driver: float, pmap: RayMap, table: pa.Table) -> di
         "task_mb": pmap.task_peak,
         "tasks": pmap.tasks,
         "dropped": int(drop.sum()),
+        "written": pmap.written,
         "table": table.select(["row_id", "drop", "duplicate_of", "cluster_size"]),
     }
 
@@ -232,6 +242,10 @@ def main() -> None:
             f"time {y['seconds'] / x['seconds']:.2f}x"
         )
     print(f"sidecar bytes per row (14 bands, zstd Parquet): {rows[-1][2]:.0f}")
+    n, results, _, _ = rows[-1]
+    for kind, r in results.items():
+        per = ", ".join(f"{k} {v / n:.0f}" for k, v in sorted(r["written"].items()))
+        print(f"{kind}: work-file bytes per row at {n:,} rows: {per}")
     ray.shutdown()
 
 

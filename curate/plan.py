@@ -21,8 +21,11 @@ RATES: dict[str, float] = {
 DEFAULT_RATE = 2000.0
 REFERENCE_DOC_BYTES = 1400.0
 # Bytes a global step keeps per surviving row: sidecar on disk and driver memory while deciding.
-SIDECAR_BYTES = {"minhash": lambda p: 16 + 8 * int(p.get("bands", 14)), "exact_dedup": lambda p: 32}
-KEYS_PER_ROW = {"minhash": lambda p: int(p.get("bands", 14)), "exact_dedup": lambda p: 1}
+SIDECAR_BYTES = {
+    "minhash": lambda p: 16 + 8 * int(p.get("bands") or 14),
+    "exact_dedup": lambda p: 32,
+}
+KEYS_PER_ROW = {"minhash": lambda p: int(p.get("bands") or 14), "exact_dedup": lambda p: 1}
 
 
 def dedup_driver_bytes(plugin: str, rows: int, params: dict) -> int:

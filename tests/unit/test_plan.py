@@ -65,3 +65,10 @@ def test_plan_command_prints_estimates_and_warns(tmp_path: Path):
     assert not (tmp_path / "out").exists()  # a dry run writes nothing
     bad = CliRunner().invoke(app, ["plan", str(conf), "--set", "input.path=/nope"])
     assert bad.exit_code == 2 and "does not exist" in bad.output
+
+
+def test_minhash_with_default_bands_is_estimated():
+    # Resolved params hold `bands: None` (14 x 8 by default, or chosen from `threshold`).
+    one = plan.ShardFooter("a", 1000, 2**20, 10**6)
+    p = plan.estimate([one], [("mh", "minhash", {"bands": None})], cores=1)
+    assert p.steps[0].sidecar_bytes == 1000 * (16 + 8 * 14)

@@ -156,3 +156,25 @@ def test_sharded_decision_is_todays_for_any_partitioning(tmp_path_factory, shard
     # And the table form agrees with one partition, in order.
     one = bucket_dedup(paths, groups, local_map, str(tmp / "work1"), 1)
     assert one.equals(got)
+
+
+def test_one_work_file_per_task_and_none_left_by_the_phases(tmp_path):
+    shards = [[(i % 7, i % 5) for i in range(40)] for _ in range(3)]
+    paths = _sidecars(tmp_path, shards)
+    seen = {}
+
+    def watching(fn, items):
+        items = list(items)
+        out = [fn(x) for x in items]
+        if fn.__name__ == "gather":  # the scatter files are still there, one per scatter task
+            seen["buckets"] = sorted(p.name for p in (tmp_path / "work" / "buckets").iterdir())
+            seen["gathers"] = len(items)
+        return out
+
+    result = bucket_dedup_sharded(
+        paths, [["band_00"], ["band_01"]], watching, str(tmp_path / "work"), str(tmp_path / "d"), 5
+    )
+    assert seen["buckets"] == ["scatter-00000.parquet"]  # 120 rows: one scatter task
+    assert seen["gathers"] == 5  # ... read by every partition's task, row groups apart
+    assert not list((tmp_path / "work" / "buckets").iterdir())  # gone after the gather
+    assert result["partitions"] == 5

@@ -137,7 +137,7 @@ def gather(task: tuple[list, int, int, str]) -> PartFile:
     rows = table.column("row_id").to_numpy()
     # Grouped by key only: which member of a bucket the edges point to does not change the
     # components, and one argsort is several times cheaper than a lexsort with the row ids.
-    order = np.argsort(keys[0], kind="stable") if key_width == 1 else np.lexsort(keys[::-1])
+    order = np.argsort(keys[0]) if key_width == 1 else np.lexsort(keys[::-1])
     keys = [k[order] for k in keys]
     rows = rows[order]
     new = np.ones(len(rows), bool)

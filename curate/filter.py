@@ -126,3 +126,27 @@ class GlobalStep(Step):
     def decision_schema(self) -> dict[str, pa.DataType]:
         """Types of the annotation columns `decide` returns (besides row_id and drop)."""
         return {}
+
+    def decide_sharded(
+        self,
+        sidecars: list[str],
+        parallel_map: ParallelMap,
+        workdir: str,
+        outdir: str,
+        compression: str = "zstd",
+    ) -> dict[str, Any]:
+        """Decide and write the decision per source shard under `outdir`; what the runner calls.
+
+        Returns `{"shards": {"<shard index>": uri}, "decision_rows": n, "to_drop": k}`; a unit
+        then reads only its shard's file. This default splits the table `decide` returns; a
+        step whose decision is too big for the driver (dedup) writes the files from its tasks.
+        """
+        from curate.decisions import write_by_shard
+
+        return write_by_shard(self.decide(sidecars, parallel_map, workdir), outdir, compression)
+
+    def references(self, owner: str) -> dict[str, str]:
+        """Files besides the input that decide this step's output (a dedup index), with their
+        sha256: the plan records them, so a changed one makes a different run. `owner` is
+        `<output folder>#<step id>` (what this run itself may have added is not a reference)."""
+        return {}

@@ -130,6 +130,14 @@ def build_plan(
         },
         "plugins": {s.sid: plugin_identity(s.cls) for s in steps},
     }
+    references = {
+        s.sid: found
+        for s in steps
+        if s.is_global
+        and (found := s.build(config.input.text_column).references(f"{config.output.path}#{s.sid}"))
+    }
+    if references:  # e.g. a dedup index: its files decide the output like a model does
+        plan["references"] = references
     plan["digest"] = digest(plan)
     plan["run_key"] = run_key(plan)
     return plan
@@ -215,6 +223,9 @@ def changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
                     f"model of step '{sid}' ({name}) changed: sha256 "
                     f"{(a.get(name) or '-')[:12]} -> {(b.get(name) or '-')[:12]}"
                 )
+    for sid in sorted(set(old.get("references", {})) | set(new.get("references", {}))):
+        if old.get("references", {}).get(sid) != new.get("references", {}).get(sid):
+            found.append(f"the files step '{sid}' reads besides the input changed (its index)")
     for sid in sorted(set(old.get("plugins", {})) & set(new.get("plugins", {}))):
         if old["plugins"][sid] != new["plugins"][sid]:
             found.append(f"the code of step '{sid}' changed ({new['plugins'][sid]['class']})")

@@ -21,8 +21,22 @@ RATES: dict[str, float] = {
 DEFAULT_RATE = 2000.0
 REFERENCE_DOC_BYTES = 1400.0
 # Bytes a global step keeps per surviving row: sidecar on disk and driver memory while deciding.
-SIDECAR_BYTES = {"minhash": lambda p: 16 + 8 * int(p.get("bands", 14)), "exact_dedup": lambda p: 32}
-DRIVER_BYTES_PER_ROW = {"minhash": 64, "exact_dedup": 40}
+SIDECAR_BYTES = {
+    "minhash": lambda p: 16 + 8 * int(p.get("bands") or 14),
+    "exact_dedup": lambda p: 32,
+}
+KEYS_PER_ROW = {"minhash": lambda p: int(p.get("bands") or 14), "exact_dedup": lambda p: 1}
+
+
+def dedup_driver_bytes(plugin: str, rows: int, params: dict) -> int:
+    """The dedup driver's memory: a piece index of ~32 B per (work file, partition), for files
+    of 2M keys and partitions of 4M keys (at most 1024), plus 64 MiB; never per duplicate."""
+    keys = rows * KEYS_PER_ROW.get(plugin, lambda p: 1)(params)
+    files = -(-keys // 2_000_000)
+    partitions = min(1024, max(1, -(-keys // 4_000_000)))
+    return 64 * 2**20 + files * partitions * 32
+
+
 WORKER_BASE_BYTES = 300 * 2**20  # a Ray worker with pyarrow and the plugins imported
 
 
@@ -111,7 +125,7 @@ def estimate(
         est = StepEstimate(sid, plugin, rows / (rate * cores) if rows else 0.0)
         if plugin in SIDECAR_BYTES:
             est.sidecar_bytes = rows * SIDECAR_BYTES[plugin](params)
-            est.driver_bytes = rows * DRIVER_BYTES_PER_ROW.get(plugin, 64)
+            est.driver_bytes = dedup_driver_bytes(plugin, rows, params)
         out.append(est)
         score_columns += 2
     input_bytes = sum(f.file_bytes for f in footers)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from curate import io, mapper, plugins
 from curate.config import ConfigError, PipelineConfig, StepConfig, format_validation_error
+from curate.decisions import DecisionSlice
 from curate.filter import Filter, GlobalStep
 from curate.stats import add_tokens
 
@@ -377,40 +378,24 @@ class UnitProcessor:
             ) from exc
 
     def _apply_decision(
-        self, step: BoundStep, table: pa.Table, decision: pa.Table
+        self, step: BoundStep, table: pa.Table, decision: DecisionSlice
     ) -> tuple[dict[str, pa.Array], np.ndarray]:
         row_ids = table.column(io.ROW_ID).to_numpy()
-        dec_ids = decision.column("row_id").to_numpy()
-        pos = np.searchsorted(dec_ids, row_ids)
-        pos_clip = np.minimum(pos, max(len(dec_ids) - 1, 0))
-        found = (
-            (pos < len(dec_ids)) & (dec_ids[pos_clip] == row_ids)
-            if len(dec_ids)
-            else np.zeros(len(row_ids), bool)
-        )
-        drop = (
-            found & decision.column("drop").to_numpy(zero_copy_only=False)[pos_clip]
-            if len(dec_ids)
-            else found
-        )
+        found, pos = decision.lookup(row_ids)
+        drop = found & decision.drop[pos] if len(decision.row_ids) else found
         instance = self.instances[step.sid]
         scores = {}
-        take = pa.array(np.where(found, pos_clip, 0), mask=~found)
+        take = pa.array(np.where(found, pos, 0), mask=~found)
         for name, dtype in instance.decision_schema().items():
-            values = (  # a rewriting step may declare columns its rewrite fills in
-                decision.column(name).take(take)
-                if len(dec_ids) and name in decision.column_names
-                else pa.nulls(len(row_ids), dtype)
-            )
+            # (a rewriting step may declare columns its rewrite fills in: nulls here)
+            values = decision.column(name, take, dtype)
             default = instance.defaults.get(name)
             if default is not None:
                 values = pc.fill_null(values, pa.scalar(default, dtype))
             scores[name] = _as_array(values).cast(dtype)
         return scores, drop
 
-    def process(
-        self, seg_index: int, unit: io.WorkUnit, decision: pa.Table | None = None
-    ) -> dict[str, Any]:
+    def process(self, seg_index: int, unit: io.WorkUnit, decision: Any = None) -> dict[str, Any]:
         """Stream one unit through one segment; publish its files; return its summary."""
         seg = self.segments[seg_index]
         last = seg_index == len(self.segments) - 1
@@ -444,6 +429,12 @@ class UnitProcessor:
             else:  # an input with no rows and no schema (an empty JSONL file) left no file
                 batches, empty_schema = iter(()), None
         first_row = unit.first_row
+        if seg.apply is not None:  # this unit's slice of the decision, read once
+            decision = (
+                DecisionSlice.of(decision)
+                if decision is None or isinstance(decision, pa.Table)
+                else DecisionSlice.read(decision["shards"], unit)
+            )
         try:
             seen_any = False
             for batch in batches:
@@ -506,7 +497,7 @@ class UnitProcessor:
         unit: io.WorkUnit,
         table: pa.Table,
         first_row: int,
-        decision: pa.Table | None,
+        decision: DecisionSlice | None,
         stats: dict,
         checks: dict,
         writers: dict[str, io.AtomicParquetWriter],
@@ -535,7 +526,7 @@ class UnitProcessor:
                 raw, drop_np = self._apply_decision(step, table, decision)
                 keep = pa.array(~drop_np)
                 if isinstance(instance, mapper.RewritingGlobalStep):
-                    args = (table, decision, raw, keep, st)
+                    args = (table, decision.table, raw, keep, st)
                     table, raw, keep = self._rewrite(step, unit, mapper.apply_decided, *args)
             elif isinstance(instance, mapper.Mapper) and step.sid not in self.reused:
                 table, raw, keep = self._rewrite(step, unit, mapper.apply_mapper, table, st)

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from rich.console import Console
 
 from curate import exits, idcheck, identity, io, ownership, probe, stats
@@ -895,24 +894,20 @@ def _decide(
         ownership.remove_owned(layout.root, under=f"_global/{step.sid}/")
         fs, local = io.filesystem(workdir)
         fs.create_dir(local, recursive=True)
-        decision = instance.decide(sidecars, executor.parallel_map, workdir)
-        decision = decision.sort_by("row_id")
-        writer = io.AtomicParquetWriter(
-            layout.decision(step.sid), decision.schema, config.output.compression
+        outdir = io.join(layout.root, "_global", step.sid, "decision")
+        written = instance.decide_sharded(
+            sidecars, executor.parallel_map, workdir, outdir, config.output.compression
         )
-        writer.write(decision)
-        writer.commit()
-        dropped = int(decision.column("drop").to_numpy(zero_copy_only=False).sum())
         record = {
             "run": plan["run_key"],
-            "decision": writer.uri,
+            "decision": {"shards": written["shards"]},
             "seconds": round(time.perf_counter() - t0, 3),
-            "decision_rows": decision.num_rows,
-            "to_drop": dropped,
+            **{k: v for k, v in written.items() if k != "shards"},
         }
         io.write_json_atomic(record_uri, record)
-    fs, local = io.filesystem(record["decision"])
-    return pq.read_table(fs.open_input_file(local))
+        # Committed: the shuffle's work files go (decide.json names the decision files).
+        ownership.remove_owned(layout.root, under=f"_global/{step.sid}/work/")
+    return record["decision"]
 
 
 def _write_stats(

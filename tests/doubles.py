@@ -141,10 +141,14 @@ class PausedMinHash(MinHashDedup):
 
     class Params(MinHashParams):
         marker: str = Field(description="File created when the pause starts; present: no pause.")
-        after: str = Field("scatter", description="Pause after this phase: scatter or gather.")
+        after: str = Field(
+            "scatter",
+            description="Pause after this phase: scatter, gather, large_star (inside the "
+            "distributed components) or join_ids.",
+        )
         seconds: float = Field(60.0, description="Length of the pause.")
 
-    def decide(self, sidecars, parallel_map, workdir):
+    def decide_sharded(self, sidecars, parallel_map, workdir, outdir, compression="zstd"):
         import os
         import time
 
@@ -155,7 +159,7 @@ class PausedMinHash(MinHashDedup):
                 time.sleep(self.params.seconds)
             return out
 
-        return super().decide(sidecars, paced, workdir)
+        return super().decide_sharded(sidecars, paced, workdir, outdir, compression)
 
 
 class ScaledWords(Filter):
@@ -180,3 +184,37 @@ class ScaledWords(Filter):
 
     def keep(self, scores: dict[str, pa.Array]) -> pa.BooleanArray:
         return pc.greater_equal(scores["words"], self.params.min)
+
+
+class _KillTaskOnce:
+    """Wraps a dedup task: the first call kills its own process (SIGKILL), then it just runs."""
+
+    def __init__(self, fn, marker: str) -> None:
+        self.fn, self.marker = fn, marker
+        self.__name__ = fn.__name__
+
+    def __call__(self, item):
+        import os
+        import signal
+
+        if not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return self.fn(item)
+
+
+class KilledMinHash(MinHashDedup):
+    """`minhash` whose first task of one decide phase (e.g. large_star, inside the distributed
+    components) kills its Ray worker; Ray retries the task."""
+
+    class Params(MinHashParams):
+        marker: str = Field(description="File created before the kill, so it happens once.")
+        phase: str = Field("large_star", description="The decide phase whose task dies.")
+
+    def decide_sharded(self, sidecars, parallel_map, workdir, outdir, compression="zstd"):
+        def killing(fn, items):
+            if fn.__name__ == self.params.phase:
+                fn = _KillTaskOnce(fn, self.params.marker)
+            return parallel_map(fn, items)
+
+        return super().decide_sharded(sidecars, killing, workdir, outdir, compression)

@@ -11,12 +11,13 @@ import xxhash
 from pydantic import Field
 
 from curate.filter import GlobalStep, ParallelMap, Resources
+from curate_filters.minhash.indexed import IndexedDedup, IndexParams
 from curate_filters.minhash.normalize import NormParams, normalize
 from curate_filters.minhash.shuffle import DECISION_SCHEMA, bucket_dedup
 from curate_filters.minhash.signatures import string_buffers
 
 
-class ExactDedupParams(NormParams):
+class ExactDedupParams(NormParams, IndexParams):
     """Parameters of the `exact_dedup` step."""
 
     strip_punctuation: bool = Field(
@@ -41,12 +42,13 @@ def content_hashes(text: pa.StringArray) -> np.ndarray:
     return np.frombuffer(digest, dtype=">u8").astype(np.uint64).reshape(-1, 2)
 
 
-class ExactDedup(GlobalStep):
+class ExactDedup(IndexedDedup, GlobalStep):
     """Drop exact duplicates after normalisation: the first occurrence by row id survives.
 
     Sidecar rows: `row_id`, `id` (the user's id as a string), `hash_hi`, `hash_lo` (xxh3-128).
     """
 
+    step_name = "exact_dedup"
     Params: ClassVar[type[ExactDedupParams]] = ExactDedupParams
     resources: ClassVar[Resources] = Resources(cpus=1.0, batch_size=8192)
     defaults: ClassVar[dict[str, Any]] = {"cluster_size": 1}
@@ -89,10 +91,14 @@ class ExactDedup(GlobalStep):
     def decide(self, sidecars: list[str], parallel_map: ParallelMap, workdir: str) -> pa.Table:
         """Group equal hashes through the shuffle; every group keeps its smallest row id.
 
-        Driver memory is O(duplicate rows), independent of corpus size.
+        The driver holds file names only; see `shuffle` for the phases.
         """
         groups = [["hash_hi", "hash_lo"]]
         return bucket_dedup(sidecars, groups, parallel_map, workdir, self.params.partitions)
+
+    def key_groups(self) -> list[list[str]]:
+        """The sidecar columns that form one bucket key, per bucket family."""
+        return [["hash_hi", "hash_lo"]]
 
     def decision_schema(self) -> dict[str, pa.DataType]:
         return dict(DECISION_SCHEMA)

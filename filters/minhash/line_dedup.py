@@ -23,6 +23,7 @@ from curate.mapper import (
 )
 from curate_filters.minhash import shuffle
 from curate_filters.minhash.normalize import NormParams, normalize
+from curate_filters.minhash.partfiles import PieceIndex, read_pieces
 from curate_filters.minhash.signatures import string_hashes64
 
 _LINES_PER_PARTITION = 8_000_000
@@ -65,10 +66,13 @@ def line_hashes(lines: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return string_hashes64(norm), np.asarray(pc.binary_length(norm), np.int64)
 
 
-def gather_repeats(task: tuple[list[str], str, int]) -> str:
+_SCATTERED = pa.schema([("key_0", pa.uint64()), ("key_1", pa.uint64()), ("row_id", pa.int64())])
+
+
+def gather_repeats(task: tuple[list, str, int]) -> str:
     """For one partition: the `(row_id, line)` of every occurrence to remove; returns the file."""
-    paths, out_path, max_count = task
-    table = pa.concat_tables([shuffle._read(p) for p in paths])
+    pieces, out_path, max_count = task
+    table = read_pieces(pieces, _SCATTERED)
     line = table.column("key_0").to_numpy().astype(np.int32)
     key = table.column("key_1").to_numpy()
     rows = table.column("row_id").to_numpy()
@@ -79,7 +83,9 @@ def gather_repeats(task: tuple[list[str], str, int]) -> str:
     group = np.cumsum(start) - 1
     sizes = np.bincount(group) if len(group) else np.zeros(0, np.int64)
     remove = ~start & (sizes[group] > max_count)
-    shuffle._write(pa.table({"row_id": rows[remove], "line": line[remove]}), out_path)
+    fs, path = filesystem(out_path)
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    pq.write_table(pa.table({"row_id": rows[remove], "line": line[remove]}), path, filesystem=fs)
     return out_path
 
 
@@ -121,28 +127,20 @@ class LineDedup(RewritingGlobalStep):
     def decide(self, sidecars: list[str], parallel_map: ParallelMap, workdir: str) -> pa.Table:
         """Shuffle line hashes by hash; every partition lists the repeats to remove."""
         work = workdir.rstrip("/")
-        sidecars = sorted(sidecars)
-        sizes = []
-        for uri in sidecars:
-            fs, path = filesystem(uri)
-            with fs.open_input_file(path) as f:
-                sizes.append(pq.read_metadata(f).num_rows)
-        total = sum(sizes)
+        sources, rows, _ = shuffle.plan_sources(sorted(sidecars), [], parallel_map)
+        total = sum(rows)
         n_parts = self.params.partitions or min(
             1024, max(1, math.ceil(total / _LINES_PER_PARTITION))
         )
         groups = [["line", "hash"]]  # the hash last: scatter partitions on the last key
         tasks = [
-            (group, groups, n_parts, f"{work}/buckets", i)
-            for i, group in enumerate(shuffle._batches(sidecars, sizes, _LINES_PER_SCATTER))
+            (group, groups, n_parts, f"{work}/buckets/scatter-{i:05d}.parquet")
+            for i, group in enumerate(shuffle._batches(sources, rows, _LINES_PER_SCATTER))
         ]
-        by_part: dict[str, list[str]] = {}
-        for written in parallel_map(shuffle.scatter, tasks):
-            for path in written:
-                by_part.setdefault(path.rsplit("/", 2)[-2], []).append(path)
+        by = PieceIndex(parallel_map(shuffle.scatter, tasks))
         gather_tasks = [
-            (sorted(files), f"{work}/repeats/{part}.parquet", self.params.max_count)
-            for part, files in sorted(by_part.items())
+            (by.pieces(p), f"{work}/repeats/part-{p:05d}.parquet", self.params.max_count)
+            for p in by.partitions()
         ]
         files = parallel_map(gather_repeats, gather_tasks)
         if not files:

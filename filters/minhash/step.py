@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from curate.filter import GlobalStep, ParallelMap, Resources
+from curate_filters.minhash.indexed import IndexedDedup, IndexParams
 from curate_filters.minhash.lsh import band_keys, optimal_params
 from curate_filters.minhash.normalize import NormParams, normalize
 from curate_filters.minhash.shuffle import DECISION_SCHEMA, bucket_dedup
@@ -18,7 +19,7 @@ from curate_filters.minhash.signatures import permutations, signatures
 _DEFAULT_BANDS, _DEFAULT_ROWS = 14, 8
 
 
-class MinHashParams(NormParams):
+class MinHashParams(NormParams, IndexParams):
     """Parameters of the `minhash` step."""
 
     num_perm: int = Field(112, ge=1, description="Number of MinHash permutations.")
@@ -75,7 +76,7 @@ class MinHashParams(NormParams):
         return _DEFAULT_BANDS, _DEFAULT_ROWS
 
 
-class MinHashDedup(GlobalStep):
+class MinHashDedup(IndexedDedup, GlobalStep):
     """Drop near-duplicates: documents sharing an LSH band bucket are clustered (connected
     components) and every cluster keeps its first document in corpus order.
 
@@ -83,6 +84,7 @@ class MinHashDedup(GlobalStep):
     `band_00`, `band_01`, ... Documents without any shingle have no sidecar row (never dropped).
     """
 
+    step_name = "minhash"
     Params: ClassVar[type[MinHashParams]] = MinHashParams
     resources: ClassVar[Resources] = Resources(cpus=1.0, batch_size=4096)
     defaults: ClassVar[dict[str, Any]] = {"cluster_size": 1}
@@ -127,10 +129,19 @@ class MinHashDedup(GlobalStep):
     def decide(self, sidecars: list[str], parallel_map: ParallelMap, workdir: str) -> pa.Table:
         """Shuffle the band keys, cluster, and return the decision table (see `bucket_dedup`).
 
-        Driver memory is O(duplicate edges + rows in clusters), independent of corpus size.
+        The driver holds file names only; see `shuffle` for the phases.
         """
         groups = [[c] for c in self.band_columns()]
         return bucket_dedup(sidecars, groups, parallel_map, workdir, self.params.partitions)
+
+    def key_groups(self) -> list[list[str]]:
+        """The sidecar columns that form one bucket key, per bucket family."""
+        return [[c] for c in self.band_columns()]
+
+    def key_signature(self) -> dict[str, Any]:
+        """The params that decide the band keys, with the (bands, rows) in effect."""
+        found = {k: v for k, v in super().key_signature().items() if k not in ("bands", "rows")}
+        return {**found, "lsh": list(self.params.lsh())}
 
     def decision_schema(self) -> dict[str, pa.DataType]:
         return dict(DECISION_SCHEMA)

@@ -220,7 +220,7 @@ def test_same_survivors_for_any_workers_executor_and_sharding(ray_session, tmp_p
 
 # ----------------------------------------------------------------------------- resume
 @needs_near_dup
-@pytest.mark.parametrize("phase", ["scatter", "gather"])
+@pytest.mark.parametrize("phase", ["scatter", "gather", "large_star"])
 def test_driver_killed_mid_shuffle_resumes_to_identical_output(ray_session, tmp_path, phase):
     table = near_dup_rows(clusters=16, singles=8)
     inp = shard(table, tmp_path / "in", 4)
@@ -252,9 +252,12 @@ def test_driver_killed_mid_shuffle_resumes_to_identical_output(ray_session, tmp_
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     work = out / "_global" / "mh" / "work"
-    assert list((work / "buckets").rglob("*.parquet"))  # killed inside the shuffle
-    assert bool(list(work.glob("edges/*.parquet"))) == (phase == "gather")
-    assert not (out / "_global" / "mh" / "decision.parquet").exists()
+    # Killed inside the shuffle, or inside the distributed components.
+    assert bool(list((work / "buckets").rglob("*.parquet"))) == (phase != "large_star")
+    assert bool(list(work.glob("edges/*.parquet"))) == (phase != "scatter")
+    assert bool(list(work.glob("cc/*-large-*.parquet"))) == (phase == "large_star")
+    assert not (out / "_global" / "mh" / "decide.json").exists()
+    assert not list((out / "_global" / "mh").glob("decision/*.parquet"))
     result = invoke("run", str(conf), "--quiet")  # resumes; the marker makes it not pause
     assert result.exit_code == 0, result.output
     run_ok(conf, tmp_path / "ref", "--executor", "local")
@@ -262,6 +265,9 @@ def test_driver_killed_mid_shuffle_resumes_to_identical_output(ray_session, tmp_
     assert files(out, "rejected") == files(tmp_path / "ref", "rejected")
     assert_accounted(table["id"].to_pylist(), out)
     assert not list(out.rglob("*.tmp"))
+    assert not (out / "_global" / "mh" / "work").exists() or not list(
+        (out / "_global" / "mh" / "work").rglob("*.parquet")
+    )  # work files go once the decision is committed
 
 
 # ----------------------------------------------------------------------------- edge cases

@@ -27,7 +27,9 @@ def test_estimate_scales_with_rows_and_cores():
     assert p1.steps[0].seconds == 100_000 / plan.RATES["gopher_quality"]
     assert abs(p2.seconds - p1.seconds) < 1e-9  # twice the rows on twice the cores
     assert p1.steps[1].sidecar_bytes == 100_000 * (16 + 8 * 14)
-    assert p1.driver_bytes == 100_000 * plan.DRIVER_BYTES_PER_ROW["minhash"]
+    assert p1.driver_bytes == plan.dedup_driver_bytes("minhash", 100_000, {})
+    # The driver holds a piece index, not the duplicates: 1e9 documents need well under 1 GiB.
+    assert plan.dedup_driver_bytes("minhash", 10**9, {}) < 2**30
     assert p1.disk_bytes > one.file_bytes
 
 
@@ -63,3 +65,10 @@ def test_plan_command_prints_estimates_and_warns(tmp_path: Path):
     assert not (tmp_path / "out").exists()  # a dry run writes nothing
     bad = CliRunner().invoke(app, ["plan", str(conf), "--set", "input.path=/nope"])
     assert bad.exit_code == 2 and "does not exist" in bad.output
+
+
+def test_minhash_with_default_bands_is_estimated():
+    # Resolved params hold `bands: None` (14 x 8 by default, or chosen from `threshold`).
+    one = plan.ShardFooter("a", 1000, 2**20, 10**6)
+    p = plan.estimate([one], [("mh", "minhash", {"bands": None})], cores=1)
+    assert p.steps[0].sidecar_bytes == 1000 * (16 + 8 * 14)

@@ -42,6 +42,7 @@ class Calibration:
     target: str
     groups: list[GroupResult] = field(default_factory=list)
     unset: list[str] = field(default_factory=list)
+    note: str | None = None  # e.g. the step filtered: thresholds over its survivors only
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -51,6 +52,7 @@ class Calibration:
             "direction": self.direction,
             "by": self.by,
             "target": self.target,
+            "note": self.note,
             "groups": [
                 {
                     "group": g.group,
@@ -114,6 +116,14 @@ def calibrate(
             "perplexity (max_perplexity) and any plugin with a `calibration` ClassVar"
         )
     cls = plugins.load(info.use)
+    note = None
+    if info.mode == "filter":
+        dropped = out.stats.get("steps", {}).get(step, {}).get("dropped", 0)
+        note = (
+            f"step '{step}' filtered in that run: these thresholds are over the rows it kept "
+            f"(the {dropped:,} it dropped are in the ledger, not in data/); run it with "
+            "`mode: annotate` to calibrate over every row"
+        )
     schema = out.kept_schema()
     metrics = [c for c in out.score_columns(schema, step)]
     score_col = f"{step}_{spec['score']}"
@@ -149,7 +159,9 @@ def calibrate(
         else np.full(table.num_rows, None, object)
     )
     target = f"keep {keep:g}" if keep is not None else f"percentile {percentile:g}"
-    result = Calibration(step, info.use, score_col, param, direction, by, target, unset=unset)
+    result = Calibration(
+        step, info.use, score_col, param, direction, by, target, unset=unset, note=note
+    )
     for group in sorted(set(groups_of.tolist()), key=lambda g: (g is None, str(g))):
         rows = groups_of == group
         cand = values[rows & eligible]

@@ -77,6 +77,8 @@ def register(app: typer.Typer) -> None:
                 f"{g.keep_rate:.3f}",
             )
         console.print(table)
+        if result.note:
+            console.print(f"note: {escape(result.note)}")
         console.print(
             f"wrote {escape(str(patch_path))}; apply it with: curate run CONFIG --patch "
             f"{escape(str(patch_path))} "

@@ -82,3 +82,21 @@ def test_jsonl_output_is_reproducible_and_holds_the_kept_rows(tmp_path, fmt):
         rows += [json.loads(line) for line in text.decode().splitlines()]
     assert sorted(r["id"] for r in rows) == ["c1", "j1", "p1", "t1"]
     assert all("minwords_words" in r for r in rows)
+
+
+def test_executor_auto_runs_small_plans_in_process_and_big_or_explicit_ones_on_ray(tmp_path):
+    from curate.process import bind_steps
+
+    base = {"input": {"path": "x"}, "output": {"path": "y"}, "steps": [{"use": "gopher_quality"}]}
+    small = cfg.load(base=base)
+    steps = bind_steps(small)
+    assert runner.choose_executor(small, steps, 1_000) == "local"
+    assert runner.choose_executor(small, steps, runner.AUTO_LOCAL_ROWS + 1) == "ray"
+    workers = cfg.load(base={**base, "ray": {"workers": 2}})
+    assert runner.choose_executor(workers, steps, 1_000) == "ray"
+    cluster = cfg.load(base={**base, "ray": {"address": "auto"}})
+    assert runner.choose_executor(cluster, steps, 1_000) == "ray"
+    forced = cfg.load(base={**base, "executor": "local"})
+    assert runner.choose_executor(forced, steps, 10**9) == "local"
+    gpu = cfg.load(base={**base, "steps": [{"use": "gopher_quality", "resources": {"gpus": 1}}]})
+    assert runner.choose_executor(gpu, bind_steps(gpu), 1_000) == "ray"

@@ -51,6 +51,7 @@ class RunProgress:
         self._weight_start = 0  # done before this run (resumed units)
         self._started: float | None = None
         self._docs = 0
+        self._tokens = 0  # counted once a step (e.g. `tokens`) names a token column
         self._docs_total = 0
         self._docs_phase = 0
 
@@ -137,8 +138,13 @@ class RunProgress:
         self._weight_done += rows_weight
         for sid, st in summary["steps"].items():
             self.drops[sid] = self.drops.get(sid, 0) + st.get("dropped", 0)
+        if summary.get("segment") == 0:
+            counted = [st["tokens_in"] for st in summary["steps"].values() if "tokens_in" in st]
+            self._tokens += counted[0] if counted else 0
         elapsed = max(time.perf_counter() - (self._started or time.perf_counter()), 1e-9)
-        rate = f"{self._docs / elapsed:,.0f} docs/s"
+        rate = f"{self._docs / elapsed:,.0f} docs/s" + (
+            f", {self._tokens:,} tokens" if self._tokens else ""
+        )
         drops = " ".join(f"{k} -{v:,}" for k, v in self.drops.items() if v)
         eta = self._eta()
         if self.mode == "live" and self._progress is not None:

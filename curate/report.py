@@ -46,6 +46,26 @@ class StepInfo:
             return None
         return f"{self.sid}_{spec['score']}", spec["direction"], float(value)
 
+    def limits(self) -> dict[str, list[tuple[str, float]]]:
+        """Per score column, every (min|max, value) its step applies: the calibrated threshold,
+        and the rule limits of steps that declare them (`threshold_lines()`, the heuristics)."""
+        found: dict[str, list[tuple[str, float]]] = {}
+        one = self.threshold()
+        if one:
+            found[one[0]] = [(one[1], one[2])]
+        try:
+            from curate import plugins
+
+            cls = plugins.load(self.use)
+            lines = getattr(cls, "threshold_lines", None)
+            if lines is not None:
+                instance = cls(cls.Params.model_validate(self.params))
+                for metric, limits in instance.threshold_lines().items():
+                    found.setdefault(f"{self.sid}_{metric}", []).extend(limits)
+        except Exception:  # a plugin that no longer loads still has its scores to show
+            pass
+        return found
+
 
 def calibration_spec(use: str) -> dict[str, Any] | None:
     """The plugin's `calibration` ClassVar ({score, param, direction}), or None if undeclared."""
@@ -230,24 +250,68 @@ def sample_rows(table: pa.Table, n: int, seed: int) -> pa.Table:
     return table.take(pa.array(picks))
 
 
+def sample_files(
+    files: list[str], columns: list[str], n: int, seed: int, reason: str | None = None
+) -> tuple[pa.Table, int]:
+    """`n` seeded rows of some Parquet files (only those whose `reason` matches, if given), and
+    how many matched. Only the `reason` column is read everywhere; the other columns (the text)
+    only from the row groups holding a chosen row, so memory follows the sample, not the ledger.
+    The rows are the ones `sample_rows` would pick from the whole filtered table."""
+    where: list[tuple[int, int, np.ndarray]] = []  # (file, row group, matching rows in it)
+    for f, path in enumerate(files):
+        meta = pq.read_metadata(path)
+        if reason is None:
+            where += [
+                (f, g, np.arange(meta.row_group(g).num_rows)) for g in range(meta.num_row_groups)
+            ]
+            continue
+        pf = pq.ParquetFile(path)
+        for g in range(meta.num_row_groups):
+            col = pf.read_row_group(g, columns=["reason"]).column("reason")
+            hits = np.flatnonzero(pc.fill_null(pc.equal(col, reason), False).to_numpy())
+            if len(hits):
+                where.append((f, g, hits))
+    total = sum(len(h) for _, _, h in where)
+    picks = np.arange(total)
+    if total > n:
+        picks = np.sort(np.random.default_rng(seed).choice(total, n, replace=False))
+    starts = np.cumsum([0] + [len(h) for _, _, h in where])
+    parts = []
+    for i, (f, g, hits) in enumerate(where):
+        mine = picks[(picks >= starts[i]) & (picks < starts[i + 1])] - starts[i]
+        if len(mine):
+            pf = pq.ParquetFile(files[f])
+            cols = [c for c in columns if c in pf.schema_arrow.names]
+            parts.append(pf.read_row_group(g, columns=cols).take(pa.array(hits[mine])))
+    table = pa.concat_tables(parts, promote_options="default") if parts else pa.table({})
+    return table, total
+
+
 def rejected_sample(out: Output, sid: str, n: int, seed: int = 0) -> list[dict[str, Any]]:
     """N rejected documents of a step (or an input check) with that step's scores."""
+    return [_clean(r) for r in _rejected_of(out, sid, n, seed)[0].to_pylist()]
+
+
+def _rejected_of(out: Output, sid: str, n: int, seed: int) -> tuple[pa.Table, int]:
     if sid not in INPUT_CHECKS:
         out.step(sid)
-    ledger = out.rejected()
-    if ledger.num_rows == 0:
-        return []
-    mine = ledger.filter(pc.equal(ledger.column("reason"), sid))
-    cols = ["id", "text"] + ([] if sid in INPUT_CHECKS else out.score_columns(mine.schema, sid))
-    rows = sample_rows(mine.select(cols), n, seed).to_pylist()
-    return [_clean(r) for r in rows]
+    files = out._files("rejected")
+    if not files:
+        return pa.table({}), 0
+    schema = pa.unify_schemas([pq.read_schema(p) for p in files], promote_options="permissive")
+    cols = ["id", "text"] + ([] if sid in INPUT_CHECKS else out.score_columns(schema, sid))
+    return sample_files(files, cols, n, seed, reason=sid)
 
 
 def kept_sample(out: Output, n: int, seed: int = 0) -> list[dict[str, Any]]:
-    """N kept documents with every score column."""
+    """N kept documents with every score column (only the sampled rows' text is read)."""
     schema = out.kept_schema()
     cols = [out.id_column(), out.text_column()] + out.score_columns(schema)
-    table = sample_rows(out.kept([c for c in cols if c in schema.names]), n, seed)
+    files = out._files("data")
+    if files and all(p.endswith(".parquet") for p in files):
+        table, _ = sample_files(files, [c for c in cols if c in schema.names], n, seed)
+    else:  # output.format: jsonl has no row groups to skip
+        table = sample_rows(out.kept([c for c in cols if c in schema.names]), n, seed)
     return [_clean(r) for r in table.to_pylist()]
 
 
@@ -269,7 +333,12 @@ class Histogram:
     counts: np.ndarray
     rows: int
     missing: int
-    threshold: tuple[str, float] | None = None  # (direction, value)
+    thresholds: list[tuple[str, float]] = field(default_factory=list)  # (min|max, value)
+
+    @property
+    def threshold(self) -> tuple[str, float] | None:
+        """The first limit (a calibratable step has exactly one)."""
+        return self.thresholds[0] if self.thresholds else None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -282,6 +351,7 @@ class Histogram:
             "threshold": None
             if self.threshold is None
             else {"direction": self.threshold[0], "value": self.threshold[1]},
+            "thresholds": [{"direction": d, "value": v} for d, v in self.thresholds],
         }
 
 
@@ -316,11 +386,9 @@ def histograms(out: Output, step: str | None = None, bins: int = 20) -> list[His
         c for c in out.score_columns(pa.schema(list(fields.items())), step) if _numeric(fields[c])
     ]
     values = score_values(out, columns)
-    thresholds = {}
+    thresholds: dict[str, list[tuple[str, float]]] = {}
     for s in out.steps:
-        t = s.threshold()
-        if t:
-            thresholds[t[0]] = (t[1], t[2])
+        thresholds.update(s.limits())
     result = []
     for col in columns:
         v = values[col]
@@ -342,7 +410,7 @@ def histograms(out: Output, step: str | None = None, bins: int = 20) -> list[His
                 counts,
                 len(ok),
                 len(v) - len(ok),
-                thresholds.get(col),
+                thresholds.get(col, []),
             )
         )
     return result
@@ -406,8 +474,9 @@ def histogram_svg(h: Histogram) -> str:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(3.6, 2.2))
     ax.stairs(h.counts, h.edges, fill=True, color="#4c78a8")
-    if h.threshold is not None:
-        direction, value = h.threshold
+    for i, (direction, value) in enumerate(h.thresholds):
+        if i and not h.edges[0] <= value <= h.edges[-1]:
+            continue  # a rule limit far outside the data (max_doc_words 100,000) squashes bars
         ax.axvline(value, color="#e45756", linestyle="--", linewidth=1.5)
         ax.text(
             value,
@@ -563,7 +632,6 @@ def render_html(
     by_step: dict[str, list[Histogram]] = {}
     for h in hists:
         by_step.setdefault(h.step, []).append(h)
-    ledger = out.rejected()
     id_col, text_col = out.id_column(), out.text_column()
     kept_rows = kept_sample(out, examples, seed)
     parts.append("<h2 id='steps'>Steps</h2>")
@@ -587,15 +655,11 @@ def render_html(
                 + "".join(histogram_svg(h) for h in by_step[step.sid])
                 + "</div>"
             )
-        mine = (
-            ledger.filter(pc.equal(ledger.column("reason"), step.sid)) if ledger.num_rows else None
-        )
-        if mine is not None and mine.num_rows:
-            cols = ["id", "text"] + out.score_columns(mine.schema, step.sid)
-            rej = [_clean(r) for r in sample_rows(mine.select(cols), examples, seed).to_pylist()]
+        sample, matched = _rejected_of(out, step.sid, examples, seed)
+        if matched:
+            rej = [_clean(r) for r in sample.to_pylist()]
             parts.append(
-                f"<details open><summary>rejected examples ({len(rej):,} of "
-                f"{mine.num_rows:,})</summary>"
+                f"<details open><summary>rejected examples ({len(rej):,} of {matched:,})</summary>"
             )
             parts.append(_examples(rej, "id", "text") + "</details>")
         keep_cols = [id_col, text_col] + [

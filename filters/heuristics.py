@@ -48,6 +48,19 @@ class _RuleFilter(Filter):
         scores["rule"] = ts.first_failing(self._rules(scores), batch.num_rows)
         return scores
 
+    def threshold_lines(self) -> dict[str, list[tuple[str, float]]]:
+        """Per measured column, the (min|max, value) limits its rule applies: the report draws
+        them on the histograms."""
+        lines: dict[str, list[tuple[str, float]]] = {}
+        for metric, limits in self._limits().items():
+            found = [(d, float(v)) for d, v in limits if v is not None]
+            if found:
+                lines[metric] = found
+        return lines
+
+    def _limits(self) -> dict[str, list[tuple[str, float | None]]]:
+        return {}
+
     def keep(self, scores: dict[str, pa.Array]) -> pa.BooleanArray:
         """True where no rule fails on the stored measurements (thresholds from params)."""
         n_rows = len(next(iter(scores.values()))) if scores else 0
@@ -137,6 +150,19 @@ class GopherQuality(_RuleFilter):
             "ellipsis_lines_frac": _f64(ts.ratio(lines.sum(_bool(ellipsis_end) & real), n_lines)),
             "alpha_words_frac": _f64(ts.ratio(words.sum(_bool(has_alpha)), n_tokens)),
             "stop_words": _i64(words.sum(_bool(stop))),
+        }
+
+    def _limits(self) -> dict[str, list[tuple[str, float | None]]]:
+        p = self.params
+        return {
+            "word_count": [("min", p.min_doc_words), ("max", p.max_doc_words)],
+            "mean_word_length": [("min", p.min_avg_word_length), ("max", p.max_avg_word_length)],
+            "hash_word_ratio": [("max", p.max_symbol_word_ratio)],
+            "ellipsis_word_ratio": [("max", p.max_symbol_word_ratio)],
+            "bullet_lines_frac": [("max", p.max_bullet_lines_ratio)],
+            "ellipsis_lines_frac": [("max", p.max_ellipsis_lines_ratio)],
+            "alpha_words_frac": [("min", p.max_non_alpha_words_ratio)],
+            "stop_words": [("min", p.min_stop_words)],
         }
 
     def _rules(self, scores: dict[str, pa.Array]) -> list[Rule]:
@@ -252,6 +278,13 @@ class GopherRepetition(_RuleFilter):
             scores[f"dup_{n}_gram_frac"] = _f64(ts.ratio(dup.get(n, np.zeros(n_docs)), text_len))
         return scores
 
+    def _limits(self) -> dict[str, list[tuple[str, float | None]]]:
+        p = self.params
+        names = ("dup_para_frac", "dup_para_char_frac", "dup_line_frac", "dup_line_char_frac")
+        limits = {name: [("max", getattr(p, name))] for name in names}
+        limits |= {f"top_{n}_gram_frac": [("max", v)] for n, v in p.top_n_grams.items()}
+        return limits | {f"dup_{n}_gram_frac": [("max", v)] for n, v in p.dup_n_grams.items()}
+
     def _rules(self, scores: dict[str, pa.Array]) -> list[Rule]:
         p = self.params
         rules = [
@@ -354,6 +387,13 @@ class C4Quality(_RuleFilter):
             "sentences": _i64(lines.sum(np.where(keep, c4.sentences, 0))),
             "lorem_ipsum": pa.array(lines.sum(c4.lorem) > 0, type=pa.bool_()),
             "curly_bracket": pa.array(lines.sum(c4.curly) > 0, type=pa.bool_()),
+        }
+
+    def _limits(self) -> dict[str, list[tuple[str, float | None]]]:
+        p = self.params
+        return {
+            "sentences": [("min", p.min_num_sentences)],
+            "dropped_line_frac": [("max", p.max_dropped_line_frac)],
         }
 
     def _rules(self, scores: dict[str, pa.Array]) -> list[Rule]:
@@ -477,6 +517,15 @@ class FineWebQuality(_RuleFilter):
             ),
             "char_dup_ratio": _f64(ts.ratio(dup_chars, ts.lengths(text) - newlines)),
             "list_ratio": _f64(ts.ratio(newlines, n_words)),
+        }
+
+    def _limits(self) -> dict[str, list[tuple[str, float | None]]]:
+        p = self.params
+        return {
+            "line_punct_ratio": [("min", p.line_punct_thr)],
+            "short_line_ratio": [("max", p.short_line_thr)],
+            "char_dup_ratio": [("max", p.char_duplicates_ratio)],
+            "list_ratio": [("max", p.new_line_ratio)],
         }
 
     def _rules(self, scores: dict[str, pa.Array]) -> list[Rule]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ def register(app: typer.Typer) -> None:
         step: str = typer.Option("minhash", help="Id of the dedup step to audit."),
         sample: int = typer.Option(200, min=1, help="Removed documents to sample."),
         seed: int = typer.Option(0, help="Sampling seed."),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON, not tables."),
     ) -> None:
         """Estimate the precision of a dedup step from the exact Jaccard of sampled pairs."""
         from curate_filters.minhash.audit import AuditError, audit
@@ -27,6 +29,23 @@ def register(app: typer.Typer) -> None:
             report = audit(out, step, sample, seed)
         except AuditError as err:
             raise typer.BadParameter(str(err)) from err
+        if as_json:
+            precision = report.precision
+            print(
+                json.dumps(
+                    {
+                        "step": report.step,
+                        "removed": report.removed,
+                        "sampled": report.sampled,
+                        "missing_survivor": report.missing_survivor,
+                        "threshold": report.threshold,
+                        "effective_threshold": report.effective_threshold,
+                        "precision": None if precision != precision else precision,
+                        "histogram": [[lo, hi, n] for lo, hi, n in report.histogram()],
+                    }
+                )
+            )
+            return
         console = Console()
         console.print(
             f"[bold]{report.step}[/]: {report.removed} removed, {report.sampled} sampled, "

@@ -31,22 +31,24 @@ def _histogram_table(h) -> Table:  # noqa: ANN001 - a curate.report.Histogram
     title = f"{h.column}  ({h.rows:,} rows" + (
         f", {h.missing:,} dropped by an earlier step (never scored)" if h.missing else ""
     )
-    if h.threshold:
-        title += f"; keep {'>=' if h.threshold[0] == 'min' else '<='} {h.threshold[1]:g}"
+    if h.thresholds:
+        title += "; keep " + " and ".join(
+            f"{'>=' if d == 'min' else '<='} {v:g}" for d, v in h.thresholds
+        )
     table = Table(title=title + ")", title_justify="left", show_edge=False, box=None)
     table.add_column("bin", justify="right")
     table.add_column("count", justify="right")
     table.add_column("")
     top = max(int(h.counts.max()), 1) if len(h.counts) else 1
-    marked = None
-    if h.threshold:
-        value = h.threshold[1]
+    marked: dict[int, list[float]] = {}
+    for _, value in h.thresholds:
         inside = [i for i in range(len(h.counts)) if h.edges[i] <= value < h.edges[i + 1]]
-        marked = inside[0] if inside else (0 if value < h.edges[0] else len(h.counts) - 1)
+        at = inside[0] if inside else (0 if value < h.edges[0] else len(h.counts) - 1)
+        marked.setdefault(at, []).append(value)
     for i, count in enumerate(h.counts.tolist()):
         bar = Text("█" * round(BAR * count / top), style="cyan")
-        if i == marked:
-            bar.append(f" ◀ threshold {h.threshold[1]:g}", style="bold red")
+        for value in marked.get(i, []):
+            bar.append(f" ◀ threshold {value:g}", style="bold red")
         table.add_row(f"[{h.edges[i]:.4g}, {h.edges[i + 1]:.4g})", f"{count:,}", bar)
     return table
 

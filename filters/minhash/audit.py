@@ -86,15 +86,11 @@ def audit(out: str | Path, step: str = "minhash", sample: int = 200, seed: int =
     for column in ("id", "text", "reason", dup_col):
         if column not in rejected.schema.names:
             raise AuditError(f"{out / 'rejected'} has no column {column!r}")
-    removed = rejected.to_table(
-        columns=["id", "text", dup_col, size_col]
-        if size_col in rejected.schema.names
-        else ["id", "text", dup_col],
-        filter=pc.field("reason") == step,
-    )
-    rng = np.random.default_rng(seed)
-    pick = np.sort(rng.choice(removed.num_rows, min(sample, removed.num_rows), replace=False))
-    picked = removed.take(pa.array(pick, pa.int64()))
+    from curate.report import sample_files
+
+    # Only the sampled rows' text is read (the reason column is scanned to find them).
+    columns = ["id", "text", dup_col] + ([size_col] if size_col in rejected.schema.names else [])
+    picked, removed = sample_files([str(p) for p in rejected_files], columns, sample, seed, step)
     wanted = pc.unique(picked.column(dup_col).combine_chunks().drop_null())
     texts: dict[str, str] = {}
     data_files = sorted((out / "data").glob("*.parquet"))
@@ -143,7 +139,7 @@ def audit(out: str | Path, step: str = "minhash", sample: int = 200, seed: int =
     )
     return AuditReport(
         step=step,
-        removed=removed.num_rows,
+        removed=removed,
         sampled=picked.num_rows,
         missing_survivor=picked.num_rows - len(pairs),
         threshold=params.threshold if params.threshold is not None else eff,

@@ -84,8 +84,15 @@ def test_jsonl_output_is_reproducible_and_holds_the_kept_rows(tmp_path, fmt):
     assert all("minwords_words" in r for r in rows)
 
 
-def test_executor_auto_runs_small_plans_in_process_and_big_or_explicit_ones_on_ray(tmp_path):
+def test_executor_auto_runs_small_plans_in_process_and_big_or_explicit_ones_on_ray(monkeypatch):
+    import sys
+    import types
+
     from curate.process import bind_steps
+
+    # As in a fresh process: no Ray started yet (the test session may have one running).
+    fake_ray = types.SimpleNamespace(is_initialized=lambda: False)
+    monkeypatch.setitem(sys.modules, "ray", fake_ray)
 
     base = {"input": {"path": "x"}, "output": {"path": "y"}, "steps": [{"use": "gopher_quality"}]}
     small = cfg.load(base=base)
@@ -100,3 +107,5 @@ def test_executor_auto_runs_small_plans_in_process_and_big_or_explicit_ones_on_r
     assert runner.choose_executor(forced, steps, 10**9) == "local"
     gpu = cfg.load(base={**base, "steps": [{"use": "gopher_quality", "resources": {"gpus": 1}}]})
     assert runner.choose_executor(gpu, bind_steps(gpu), 1_000) == "ray"
+    fake_ray.is_initialized = lambda: True  # a program that already started Ray uses it
+    assert runner.choose_executor(small, steps, 1_000) == "ray"

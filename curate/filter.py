@@ -59,6 +59,13 @@ class Step:
         """The text column of a batch, as configured for the pipeline."""
         return batch.column(self.text_column)
 
+    def references(self, owner: str) -> dict[str, str]:
+        """Files besides the input and models that decide this step's output (an eval set, a
+        dedup index), with their sha256: the plan records them, so a changed one makes a
+        different run. `owner` is `<output folder>#<step id>` (what this run itself may have
+        added is not a reference)."""
+        return {}
+
 
 class Filter(Step):
     """A pure function of a batch: `score` gives one value per row, `keep` thresholds the scores.
@@ -144,9 +151,3 @@ class GlobalStep(Step):
         from curate.decisions import write_by_shard
 
         return write_by_shard(self.decide(sidecars, parallel_map, workdir), outdir, compression)
-
-    def references(self, owner: str) -> dict[str, str]:
-        """Files besides the input that decide this step's output (a dedup index), with their
-        sha256: the plan records them, so a changed one makes a different run. `owner` is
-        `<output folder>#<step id>` (what this run itself may have added is not a reference)."""
-        return {}

@@ -83,6 +83,8 @@ def score_key(step: Any, models: dict[str, dict[str, dict[str, str]]]) -> str:
         "params": params,
         "models": {k: v["sha256"] for k, v in sorted(models.get(step.sid, {}).items())},
     }
+    if not step.is_global:  # files a filter reads besides models (eval sets, block lists)
+        ident["references"] = step.build("text").references("")
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -133,8 +135,7 @@ def build_plan(
     references = {
         s.sid: found
         for s in steps
-        if s.is_global
-        and (found := s.build(config.input.text_column).references(f"{config.output.path}#{s.sid}"))
+        if (found := s.build(config.input.text_column).references(f"{config.output.path}#{s.sid}"))
     }
     if references:  # e.g. a dedup index: its files decide the output like a model does
         plan["references"] = references
@@ -224,8 +225,10 @@ def changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
                     f"{(a.get(name) or '-')[:12]} -> {(b.get(name) or '-')[:12]}"
                 )
     for sid in sorted(set(old.get("references", {})) | set(new.get("references", {}))):
-        if old.get("references", {}).get(sid) != new.get("references", {}).get(sid):
-            found.append(f"the files step '{sid}' reads besides the input changed (its index)")
+        a, b = old.get("references", {}).get(sid, {}), new.get("references", {}).get(sid, {})
+        if a != b:
+            files = sorted(f for f in set(a) | set(b) if a.get(f) != b.get(f))
+            found.append(f"the files step '{sid}' reads besides the input changed: {_some(files)}")
     for sid in sorted(set(old.get("plugins", {})) & set(new.get("plugins", {}))):
         if old["plugins"][sid] != new["plugins"][sid]:
             found.append(f"the code of step '{sid}' changed ({new['plugins'][sid]['class']})")

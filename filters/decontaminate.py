@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 from pydantic import Field, field_validator
 
 from curate.filter import Filter, Params, Resources
+from curate.models import sha256_path
 from curate_filters.minhash.normalize import NormParams, normalize
 from curate_filters.minhash.signatures import poly_hash64, shingle_ranges, string_buffers
 
@@ -141,6 +142,10 @@ class Decontaminate(Filter):
 
     Params = DecontaminateParams
     resources = Resources(cpus=1.0, batch_size=2048)
+
+    def references(self, owner: str) -> dict[str, str]:
+        """The list files' sha256: a list edited between attempts is a different run."""
+        return {path: sha256_path(path) for path in list(self.params.eval_sets)}
 
     def setup(self) -> None:
         p = self.params

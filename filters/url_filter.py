@@ -12,6 +12,7 @@ from pydantic import Field, field_validator
 
 from curate.filter import Filter, Params, Resources
 from curate.io import InputError
+from curate.models import sha256_path
 
 DATA = Path(__file__).parent / "data"
 DEFAULT_DOMAINS = str(DATA / "url_blocklist.txt")
@@ -59,6 +60,13 @@ class URLFilter(Filter):
 
     Params = URLFilterParams
     resources = Resources(cpus=1.0, batch_size=8192)
+
+    def references(self, owner: str) -> dict[str, str]:
+        """The list files' sha256: a list edited between attempts is a different run."""
+        return {
+            path: sha256_path(path)
+            for path in list(self.params.domain_lists) + list(self.params.word_lists)
+        }
 
     def setup(self) -> None:
         # First list wins for an entry on several lists, so the reason is stable.

@@ -403,3 +403,18 @@ def test_more_embedded_workers_than_cpus_is_refused_before_ray_starts(tmp_path):
     cpus = len(os.sched_getaffinity(0))
     assert f"--workers 100000: this machine has {cpus} CPUs" in " ".join(proc.stderr.split())
     assert time.time() - started < 60
+
+
+def test_an_eval_set_edited_before_resume_is_noticed(tmp_path):
+    inp = corpus(tmp_path)
+    evals = tmp_path / "evals.jsonl"
+    evals.write_text(json.dumps({"id": "q1", "text": words(20, 3)}) + "\n")
+    steps = [{"use": "decontaminate", "params": {"eval_sets": [str(evals)], "ngram": 8}}]
+    conf = config(tmp_path, inp, steps)
+    assert curate(str(conf)).exit_code == 0
+    evals.write_text(json.dumps({"id": "q1", "text": words(20, 5)}) + "\n")
+    result = curate(str(conf))
+    assert result.exit_code == 2
+    text = message(result)
+    assert "the files step 'decontaminate' reads besides the input changed" in text
+    assert "evals.jsonl" in text

@@ -40,9 +40,19 @@ def quantile_transform(x: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
     """Map values to [0, 1] through a feature's training quantiles (ties take their mid-rank)."""
     refs = np.linspace(0.0, 1.0, len(quantiles))
     # Interpolating up and down and averaging gives tied quantiles (many zeros) their middle rank.
-    up = np.interp(x, quantiles, refs)
-    down = -np.interp(-x, -quantiles[::-1], -refs[::-1])
-    return 0.5 * (up + down)
+    with np.errstate(invalid="ignore", over="ignore"):
+        up = np.interp(x, quantiles, refs)
+        down = -np.interp(-x, -quantiles[::-1], -refs[::-1])
+        out = 0.5 * (up + down)
+    # Quantiles a subnormal apart make np.interp's slope overflow (inf * 0 = nan): take the
+    # mid-rank of the quantiles around x there, which is what the interpolation tends to.
+    bad = ~np.isfinite(out)
+    if bad.any():
+        last = len(quantiles) - 1
+        lo = np.clip(np.searchsorted(quantiles, x[bad], side="left"), 0, last)
+        hi = np.clip(np.searchsorted(quantiles, x[bad], side="right") - 1, 0, last)
+        out[bad] = 0.5 * (refs[lo] + refs[hi])
+    return np.clip(out, 0.0, 1.0)
 
 
 @dataclass

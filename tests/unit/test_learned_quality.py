@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pyarrow as pa
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from curate_filters.learned import (
@@ -136,6 +136,7 @@ def test_step_declares_its_threshold_for_calibrate():
     st.lists(st.floats(-1e6, 1e6), min_size=2, max_size=50),
     st.lists(st.floats(-1e7, 1e7), min_size=1, max_size=30),
 )
+@example(train=[0.0] * 8 + [2.225073858507203e-309], values=[2.225073858507e-311])  # subnormal
 def test_quantile_transform_is_monotone_and_bounded(train, values):
     quantiles = np.quantile(np.asarray(train), np.linspace(0, 1, 11))
     v = np.sort(np.asarray(values))

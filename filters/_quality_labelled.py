@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 from scipy.stats import spearmanr
 
 from . import _fasttext as ft
-from .quality import QualityReport, binary_metrics
+from .quality import QualityReport, binary_metrics, training_settings
 
 
 @dataclass
@@ -55,14 +55,9 @@ def train_labelled(
     balanced as asked. The held-out split is stratified (`holdout` of each class). Returns the
     report, the model, its normaliser and the held-out text with its truth.
     """
-    settings = settings or ft.TrainSettings()
-    if output.endswith(".ftz"):
-        settings.quantize = True
-    pos_label, neg_label = ft.strip_label(label), ft.strip_label(negative_label)
-    if pos_label == neg_label:
-        raise ft.FastTextError("the positive and negative labels must differ")
-    if not 0.0 <= holdout < 1.0:
-        raise ft.FastTextError(f"holdout must be in [0, 1), got {holdout}")
+    settings, pos_label, neg_label = training_settings(
+        output, label, negative_label, holdout, settings
+    )
     truth = np.asarray(truth, bool)
     if truth.all() or not truth.any():
         raise ft.FastTextError(

@@ -171,6 +171,25 @@ class QualityReport:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
+def training_settings(
+    output: str,
+    label: str,
+    negative_label: str,
+    holdout: float,
+    settings: ft.TrainSettings | None,
+) -> tuple[ft.TrainSettings, str, str]:
+    """Settings (an `.ftz` output implies quantization) and the two labels, checked."""
+    settings = settings or ft.TrainSettings()
+    if output.endswith(".ftz"):
+        settings.quantize = True
+    pos_label, neg_label = ft.strip_label(label), ft.strip_label(negative_label)
+    if pos_label == neg_label:
+        raise ft.FastTextError("the positive and negative labels must differ")
+    if not 0.0 <= holdout < 1.0:
+        raise ft.FastTextError(f"holdout must be in [0, 1), got {holdout}")
+    return settings, pos_label, neg_label
+
+
 def train_quality(
     positive: list[str],
     negative: list[str],
@@ -193,14 +212,9 @@ def train_quality(
     normaliser the step uses, and its settings are written to `<output>.json`. An output
     ending in `.ftz` implies quantization.
     """
-    settings = settings or ft.TrainSettings()
-    if output.endswith(".ftz"):
-        settings.quantize = True
-    pos_label, neg_label = ft.strip_label(label), ft.strip_label(negative_label)
-    if pos_label == neg_label:
-        raise ft.FastTextError("the positive and negative labels must differ")
-    if not 0.0 <= holdout < 1.0:
-        raise ft.FastTextError(f"holdout must be in [0, 1), got {holdout}")
+    settings, pos_label, neg_label = training_settings(
+        output, label, negative_label, holdout, settings
+    )
     pos = ft.read_text(
         positive, text_column, where=ft.parse_where(positive_where), what="positive"
     ).column(0)

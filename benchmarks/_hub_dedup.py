@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curate.io import filesystem
-from curate_filters.minhash.components import components
+from curate_filters.dedup.components import components
 
 # Keys handled by one gather task (auto partitioning) and one scatter task.
 _KEYS_PER_PARTITION = 4_000_000

@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _hub_dedup  # noqa: E402
 
-from curate_filters.minhash.shuffle import bucket_dedup_sharded, read_decision  # noqa: E402
+from curate_filters.dedup.shuffle import bucket_dedup_sharded, read_decision  # noqa: E402
 
 BANDS = 14
 SHARD_ROWS = 250_000

@@ -24,7 +24,7 @@ import xxhash
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._drive import in_process_map, write_sidecars  # noqa: E402
-from curate_filters.minhash.exact import ExactDedup  # noqa: E402
+from curate_filters.dedup.exact import ExactDedup  # noqa: E402
 
 
 def main() -> None:

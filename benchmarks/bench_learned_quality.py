@@ -35,13 +35,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curate import config as cfg
-from curate import evaluate as ev
 from curate import runner
-from curate.commands.evaluate import annotate_labelled
-from curate.report import Output
 from curate_filters import _fasttext as ft
 from curate_filters._combine_fit import CombineSettings, fit, fit_once
 from curate_filters._quality_labelled import _probs, train_labelled
+from curate_tools import evaluate as ev
+from curate_tools.commands.evaluate import annotate_labelled
+from curate_tools.report import Output
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -131,7 +131,7 @@ def main() -> None:
     figures["single_auc"] = {c.column: round(c.auc, 4) for c in result.columns}
 
     # 2. combiner ----------------------------------------------------------------------------
-    from curate.commands.train_combine import feature_columns
+    from curate_tools.commands.train_combine import feature_columns
 
     features = feature_columns(out, None, None)
     joined, _ = ev.join_scores(out, labels, features)

@@ -38,8 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _drive import write_sidecars  # noqa: E402
 from _scoring import accuracy, truth_clusters  # noqa: E402
 
-from curate_filters.minhash.normalize import NormParams, normalize  # noqa: E402
-from curate_filters.minhash.step import MinHashDedup, MinHashParams  # noqa: E402
+from curate_filters.dedup.normalize import NormParams, normalize  # noqa: E402
+from curate_filters.dedup.step import MinHashDedup, MinHashParams  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / ".." / "shared" / "data" / "bench_100k"

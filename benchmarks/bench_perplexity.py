@@ -6,7 +6,7 @@ over the same documents already normalised (CCNet's per-line loop), in the same 
 ratio (goal >= 0.9).
 hf: a tiny random 2-layer GPT-2 (word-level tokenizer built from the data) on CPU: tokens/s.
 The kenlm model is an order-5 probing model trained on English Wikipedia summaries (needs
-lmplz: bash tools/build_kenlm.sh), unless --model is given.
+lmplz: bash scripts/build_kenlm.sh), unless --model is given.
 
     python benchmarks/bench_perplexity.py [--docs 10000] [--repeat 3] [--model lm.binary]
 """

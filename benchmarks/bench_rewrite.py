@@ -51,9 +51,9 @@ from benchmarks._drive import in_process_map, write_sidecars  # noqa: E402
 from curate.io import ROW_ID  # noqa: E402
 from curate_filters.c4_lines import C4Lines  # noqa: E402
 from curate_filters.decontaminate import Decontaminate  # noqa: E402
+from curate_filters.dedup.exact import ExactDedup  # noqa: E402
+from curate_filters.dedup.line_dedup import LineDedup  # noqa: E402
 from curate_filters.heuristics import C4Quality  # noqa: E402
-from curate_filters.minhash.exact import ExactDedup  # noqa: E402
-from curate_filters.minhash.line_dedup import LineDedup  # noqa: E402
 from curate_filters.pii import PII  # noqa: E402
 from curate_filters.url_filter import URLFilter, read_list  # noqa: E402
 

@@ -32,13 +32,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curate import runner
-from curate.commands.train_tokenizer import train_tokenizer
 from curate.config import PipelineConfig
-from curate.select_run import Request, select
-from curate.selection import Columns, plan
 from curate_filters._ngrams import hash_strings
 from curate_filters.dsir import DSIR
 from curate_filters.tokens import count_tokens, load_tokenizer
+from curate_tools.commands.train_tokenizer import train_tokenizer
+from curate_tools.select_run import Request, select
+from curate_tools.selection import Columns, plan
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

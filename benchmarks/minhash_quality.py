@@ -25,9 +25,9 @@ from datasketch import MinHash, MinHashLSH
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _drive import in_process_map, write_sidecars  # noqa: E402
 
-from curate_filters.minhash.components import components  # noqa: E402
-from curate_filters.minhash.normalize import NormParams, normalize  # noqa: E402
-from curate_filters.minhash.step import MinHashDedup, MinHashParams  # noqa: E402
+from curate_filters.dedup.components import components  # noqa: E402
+from curate_filters.dedup.normalize import NormParams, normalize  # noqa: E402
+from curate_filters.dedup.step import MinHashDedup, MinHashParams  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "near_dup"
 

@@ -4,7 +4,7 @@ Trains an order-5 model (`curate train lm`'s code) on 90% of English Wikipedia's
 summaries, then prints perplexity percentiles for: the held-out 10%, WikiText-2 articles, English
 web pages (main content and full page text), and the CCNet "head" documents of
 cc_fixture_samples, whose `meta` carries CCNet's own perplexity (Spearman rank correlation).
-Needs lmplz/build_binary (bash tools/build_kenlm.sh).
+Needs lmplz/build_binary (bash scripts/build_kenlm.sh).
 
     python benchmarks/perplexity_real_data.py [--data /work/shared/data] [--order 5]
 """

@@ -83,7 +83,7 @@ SetOption = Annotated[
 
 def _load(config_path: Path, overrides: list[str] | None, patches: list[Path] | None = None):
     from curate import config as cfg
-    from curate.patch import load as load_patched
+    from curate_tools.patch import load as load_patched
 
     try:
         return load_patched(config_path, patches or [], overrides or [])
@@ -216,17 +216,17 @@ def config_show(
 # Families that add subcommands, registered after `run` so that it comes first in --help; a
 # missing or broken one must not take the CLI down.
 for _module, _target in (
-    ("curate.commands.train_fasttext", train_app),
-    ("curate.commands.train_lm", train_app),
-    ("curate.commands.train_tokenizer", train_app),
-    ("curate.commands.dedup", dedup_app),
-    ("curate.commands.inspect", app),
-    ("curate.commands.plan", app),
-    ("curate.commands.calibrate", app),
-    ("curate.commands.check", app),
-    ("curate.commands.select", app),
-    ("curate.commands.evaluate", app),
-    ("curate.commands.train_combine", train_app),
+    ("curate_tools.commands.train_fasttext", train_app),
+    ("curate_tools.commands.train_lm", train_app),
+    ("curate_tools.commands.train_tokenizer", train_app),
+    ("curate_tools.commands.dedup", dedup_app),
+    ("curate_tools.commands.inspect", app),
+    ("curate_tools.commands.plan", app),
+    ("curate_tools.commands.calibrate", app),
+    ("curate_tools.commands.check", app),
+    ("curate_tools.commands.select", app),
+    ("curate_tools.commands.evaluate", app),
+    ("curate_tools.commands.train_combine", train_app),
 ):
     try:
         importlib.import_module(_module).register(_target)

@@ -38,7 +38,7 @@ OWNED_PATTERNS = [
         r"_manifest/(?:run|plan)\.json",
         rf"_global/{_STEP}/(?:decision{_ATTEMPT}\.parquet|decide\.json)",
         # The decision per source shard (curate.decisions), and a dedup step's index of what
-        # it kept (curate_filters.minhash.index).
+        # it kept (curate_filters.dedup.index).
         rf"_global/{_STEP}/decision/shard-\d{{6,}}{_ATTEMPT}\.parquet",
         rf"dedup_index/{_STEP}/(?:index\.json|part-[0-9a-f]{{16}}-\d{{5}}{_ATTEMPT}\.parquet)",
         # A global step's work folder is created empty by curate and handed to the step.

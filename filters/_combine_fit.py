@@ -139,7 +139,7 @@ def fit(
 
     `x` holds raw score values (NaN where missing), one column per feature; `y` booleans.
     """
-    from curate.evaluate import weighted_auc, weighted_average_precision
+    from curate_tools.evaluate import weighted_auc, weighted_average_precision
 
     settings = settings or CombineSettings()
     if settings.kind not in KINDS:

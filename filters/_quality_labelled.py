@@ -112,7 +112,7 @@ def train_labelled(
 
 def teacher_rows(out: Any, column: str, text_column: str) -> tuple[pa.ChunkedArray, np.ndarray]:
     """Text and teacher score of every row of OUT (kept and rejected) that has the score."""
-    from curate.report import OutputError
+    from curate_tools.report import OutputError
 
     types = out.column_types()
     if column not in types:
@@ -178,7 +178,7 @@ def agreement(
     """Student vs teacher on held-out rows: AUC against the teacher's split, rank correlation,
     share of the same keep decisions at the same keep rate; documents per second of the student
     over `speed_text`. NaN figures when nothing was held out."""
-    from curate.evaluate import weighted_auc
+    from curate_tools.evaluate import weighted_auc
 
     start = time.perf_counter()
     _probs(model, norm, speed_text, label)
@@ -202,7 +202,7 @@ def read_labelled(
     specs: list[str], text_column: str, label_column: str, min_grade: float | None
 ) -> tuple[pa.ChunkedArray, np.ndarray]:
     """Text and keep/drop of labelled documents (binary, or grades binarised at `min_grade`)."""
-    from curate.evaluate import binary_truth
+    from curate_tools.evaluate import binary_truth
 
     table = ft.read_text(specs, text_column, extra_columns=(label_column,), what="labelled")
     truth = binary_truth(table.column(label_column), min_grade, f"--labels column {label_column!r}")
@@ -233,7 +233,7 @@ def from_teacher(
     set the student learns more from both than from either. Agreement with the teacher is
     measured on held-out teacher rows only.
     """
-    from curate.report import Output
+    from curate_tools.report import Output
 
     out = Output.open(teacher)
     text, scores = teacher_rows(out, column, out.text_column())

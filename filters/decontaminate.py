@@ -14,8 +14,8 @@ from pydantic import Field, field_validator
 
 from curate.filter import Filter, Params, Resources
 from curate.models import sha256_path
-from curate_filters.minhash.normalize import NormParams, normalize
-from curate_filters.minhash.signatures import poly_hash64, shingle_ranges, string_buffers
+from curate_filters.dedup.normalize import NormParams, normalize
+from curate_filters.dedup.signatures import poly_hash64, shingle_ranges, string_buffers
 
 # Case, punctuation, symbols and every kind of whitespace (line breaks included) fold away.
 _NORM = NormParams(lowercase=True, strip_punctuation=True, nfkc=True)

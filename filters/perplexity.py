@@ -220,7 +220,7 @@ def find_kenlm_bin(tool: str, kenlm_bin: str | None = None) -> str:
     looked = [c for c in candidates if c] + ["PATH", str(REPO_KENLM_BIN)]
     raise KenLMNotFound(
         f"KenLM's {tool} was not found (looked in: {', '.join(looked)}). Build it with "
-        "`bash tools/build_kenlm.sh` (installs into tools/bin/), or point --kenlm-bin or "
+        "`bash scripts/build_kenlm.sh` (installs into tools/bin/), or point --kenlm-bin or "
         "CURATE_KENLM_BIN at a folder holding lmplz and build_binary."
     )
 

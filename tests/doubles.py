@@ -132,7 +132,7 @@ class KillOnce(Filter):
         return scores["ok"]
 
 
-from curate_filters.minhash.step import MinHashDedup, MinHashParams  # noqa: E402
+from curate_filters.dedup.step import MinHashDedup, MinHashParams  # noqa: E402
 
 
 class PausedMinHash(MinHashDedup):

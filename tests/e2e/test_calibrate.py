@@ -12,8 +12,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from curate import patch, runner
+from curate import runner
 from curate.cli import app
+from curate_tools import patch
 from tests.conftest import REPO, SAMPLE
 
 cli = CliRunner()

@@ -12,8 +12,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from curate.check import psi
 from curate.cli import app
+from curate_tools.check import psi
 from tests.conftest import SAMPLE
 
 cli = CliRunner()

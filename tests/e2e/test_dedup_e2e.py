@@ -20,8 +20,8 @@ import yaml
 from typer.testing import CliRunner
 
 from curate.cli import app
-from curate_filters.minhash.exact import ExactDedupParams
-from curate_filters.minhash.normalize import normalize
+from curate_filters.dedup.exact import ExactDedupParams
+from curate_filters.dedup.normalize import normalize
 from tests.conftest import REPO, SHARED, assert_accounted, read_ids, words
 
 pytestmark = pytest.mark.ray

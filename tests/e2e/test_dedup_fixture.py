@@ -1,5 +1,5 @@
 """The real `minhash` on the shipped near-duplicate fixture (tests/fixtures/near_dup, made by
-tools/make_near_dup_fixture.py from the quickstart sample): its ground truth found, the same
+scripts/make_near_dup_fixture.py from the quickstart sample): its ground truth found, the same
 bytes for any workers and partitions, a worker killed inside the distributed components, the
 driver killed there, dedup against an index of an earlier run. Runs on a fresh clone."""
 

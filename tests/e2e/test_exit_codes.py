@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from curate import cli, exits
-from curate.check import Report, Result, junit_xml
+from curate_tools.check import Report, Result, junit_xml
 from tests.conftest import REPO, assert_accounted, read_ids, words, write_corpus
 
 INTERRUPTED = "interrupted: rerun the same command to resume"

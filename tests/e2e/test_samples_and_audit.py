@@ -11,7 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from curate.cli import app
-from curate.report import sample_files, sample_rows
+from curate_tools.report import sample_files, sample_rows
 from tests.conftest import REPO
 
 cli = CliRunner()

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from curate import runner
 from curate.cli import app
 from curate.config import PipelineConfig
-from curate.selection import parse_budget
+from curate_tools.selection import parse_budget
 from tests.conftest import SAMPLE
 
 cli = CliRunner()

@@ -11,15 +11,15 @@ import pyarrow.parquet as pq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from curate_filters.minhash.components import components
-from curate_filters.minhash.partfiles import (
+from curate_filters.dedup.components import components
+from curate_filters.dedup.partfiles import (
     pieces_by_partition,
     read_pieces,
     spread,
     write_partitioned,
 )
-from curate_filters.minhash.shuffle import bucket_dedup, bucket_dedup_sharded, read_decision
-from curate_filters.minhash.stars import EDGE_SCHEMA, both_ways, star_components
+from curate_filters.dedup.shuffle import bucket_dedup, bucket_dedup_sharded, read_decision
+from curate_filters.dedup.stars import EDGE_SCHEMA, both_ways, star_components
 
 
 def local_map(fn, items):

@@ -7,9 +7,9 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from curate_filters.minhash.components import components
-from curate_filters.minhash.lsh import band_keys
-from curate_filters.minhash.signatures import signatures
+from curate_filters.dedup.components import components
+from curate_filters.dedup.lsh import band_keys
+from curate_filters.dedup.signatures import signatures
 
 words = st.lists(st.integers(0, 400), min_size=30, max_size=200)
 

@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from curate import selection
-from curate.selection import Columns, plan
 from curate_filters.select import repeats, selection_keys
+from curate_tools import selection
+from curate_tools.selection import Columns, plan
 
 
 def _local(fn, items):

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from curate import evaluate as ev
-from curate.report import OutputError
+from curate_tools import evaluate as ev
+from curate_tools.report import OutputError
 
 metrics = pytest.importorskip("sklearn.metrics")
 

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curate_filters.minhash.exact import ExactDedup, ExactDedupParams
+from curate_filters.dedup.exact import ExactDedup, ExactDedupParams
 
 
 def run_step(step, shards: list[pa.Table], tmp_path: Path) -> pa.Table:

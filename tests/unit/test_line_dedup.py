@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.io import ROW_ID
-from curate_filters.minhash.line_dedup import LineDedup
+from curate_filters.dedup.line_dedup import LineDedup
 
 DOCS = [
     "Gardens need water.\nSubscribe to our newsletter!\nShare this page",

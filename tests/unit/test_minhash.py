@@ -10,15 +10,15 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
 
-from curate_filters.minhash.lsh import band_keys, effective_threshold, optimal_params
-from curate_filters.minhash.normalize import NormParams, normalize
-from curate_filters.minhash.signatures import (
+from curate_filters.dedup.lsh import band_keys, effective_threshold, optimal_params
+from curate_filters.dedup.normalize import NormParams, normalize
+from curate_filters.dedup.signatures import (
     poly_hash32,
     shingle_ranges,
     signatures,
     string_buffers,
 )
-from curate_filters.minhash.step import MinHashDedup, MinHashParams
+from curate_filters.dedup.step import MinHashDedup, MinHashParams
 
 datasketch = pytest.importorskip("datasketch")
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "near_dup"

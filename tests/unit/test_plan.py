@@ -7,8 +7,8 @@ from pathlib import Path
 import yaml
 from typer.testing import CliRunner
 
-from curate import plan
 from curate.cli import app
+from curate_tools import plan
 from tests.conftest import words, write_corpus
 
 STEPS = [("gq", "gopher_quality", {}), ("minhash", "minhash", {"bands": 14})]

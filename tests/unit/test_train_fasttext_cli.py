@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 pytest.importorskip("fasttext")
 
-from curate.commands.train_fasttext import register  # noqa: E402
+from curate_tools.commands.train_fasttext import register  # noqa: E402
 
 PROSE = "scholars describe the treaty as a turning point for regional trade and culture".split()
 WEB = "click here login sign up cookie policy home menu share subscribe now cart".split()

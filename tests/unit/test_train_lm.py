@@ -10,7 +10,6 @@ from typer.testing import CliRunner
 
 kenlm = pytest.importorskip("kenlm")
 
-from curate.commands.train_lm import register  # noqa: E402
 from curate_filters import perplexity as ppl_module  # noqa: E402
 from curate_filters._ccnet_normalize import normalized_lines  # noqa: E402
 from curate_filters.perplexity import (  # noqa: E402
@@ -22,6 +21,7 @@ from curate_filters.perplexity import (  # noqa: E402
     parse_where,
     write_training_corpus,
 )
+from curate_tools.commands.train_lm import register  # noqa: E402
 
 TEXTS = [
     "The cat sat on the mat.\nThe dog sat on the rug.",
@@ -41,7 +41,7 @@ def have_kenlm_programs() -> bool:
 
 
 needs_lmplz = pytest.mark.skipif(
-    not have_kenlm_programs(), reason="lmplz/build_binary absent: bash tools/build_kenlm.sh"
+    not have_kenlm_programs(), reason="lmplz/build_binary absent: bash scripts/build_kenlm.sh"
 )
 
 
@@ -94,7 +94,7 @@ def test_missing_programs_say_how_to_build_them(tmp_path, monkeypatch, cli, corp
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.delenv("CURATE_KENLM_BIN", raising=False)
     monkeypatch.setattr(ppl_module, "REPO_KENLM_BIN", tmp_path / "none")
-    with pytest.raises(KenLMNotFound, match="tools/build_kenlm.sh"):
+    with pytest.raises(KenLMNotFound, match="scripts/build_kenlm.sh"):
         find_kenlm_bin("lmplz")
     result = cli("--input", corpus, "-o", tmp_path / "m.binary")
     assert result.exit_code == 2

@@ -10,11 +10,11 @@ import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from curate.filter import GlobalStep, ParallelMap, Resources
-from curate_filters.minhash.indexed import IndexedDedup, IndexParams
-from curate_filters.minhash.lsh import band_keys, optimal_params
-from curate_filters.minhash.normalize import NormParams, normalize
-from curate_filters.minhash.shuffle import DECISION_SCHEMA, bucket_dedup
-from curate_filters.minhash.signatures import permutations, signatures
+from curate_filters.dedup.indexed import IndexedDedup, IndexParams
+from curate_filters.dedup.lsh import band_keys, optimal_params
+from curate_filters.dedup.normalize import NormParams, normalize
+from curate_filters.dedup.shuffle import DECISION_SCHEMA, bucket_dedup
+from curate_filters.dedup.signatures import permutations, signatures
 
 _DEFAULT_BANDS, _DEFAULT_ROWS = 14, 8
 

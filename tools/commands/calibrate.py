@@ -45,8 +45,8 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON, not a table.")] = False,
     ) -> None:
         """Thresholds that keep the requested share of rows, computed from stored scores."""
-        from curate import calibrate as cal
-        from curate.report import Output, OutputError
+        from curate_tools import calibrate as cal
+        from curate_tools.report import Output, OutputError
 
         console = Console()
         try:

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from curate.io import filesystem
-from curate_filters.minhash.partfiles import (
+from curate_filters.dedup.partfiles import (
     PartFile,
     PieceIndex,
     read_pieces,

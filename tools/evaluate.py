@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.report import Output, OutputError, calibration_spec
+from curate_tools.report import Output, OutputError, calibration_spec
 
 KEEP_RATES = (0.1, 0.25, 0.5, 0.75, 0.9)
 
@@ -414,7 +414,7 @@ def evaluate(
 # ----------------------------------------------------------------------------- HTML
 def roc_svg(columns: list[ColumnResult], title: str) -> str:
     """ROC curves of several columns on one chart, the diagonal for chance."""
-    from curate.report import _plt, _svg
+    from curate_tools.report import _plt, _svg
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4.2, 4.0))
@@ -435,7 +435,7 @@ def evaluation_html(ev: Evaluation, per_chart: int = 6) -> str:
     """The report section: a table of every column, ROC curves per step, step decisions."""
     import html
 
-    from curate.report import _table
+    from curate_tools.report import _table
 
     parts = [
         "<h2 id='evaluation'>Agreement with labels</h2>",

@@ -44,7 +44,7 @@ def annotate_labelled(config_path: Path, labels: Path, id_column: str, output: s
     runner.run(config, progress="quiet")
 
 
-def _print(ev, console: Console, top: int) -> None:  # noqa: ANN001 - curate.evaluate.Evaluation
+def _print(ev, console: Console, top: int) -> None:  # noqa: ANN001 - curate_tools.evaluate.Evaluation
     console.print(
         f"{ev.rows:,} labelled documents ({100 * ev.positive_share:.1f}% keep), "
         f"{ev.unmatched:,} labels not in {ev.output}; 95% CIs from {ev.resamples:,} resamples"
@@ -109,10 +109,10 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON, not tables.")] = False,
     ) -> None:
         """ROC-AUC, average precision and keep-rate trade-offs of each score, with bootstrap CIs."""
-        from curate import evaluate as ev
-        from curate import report
         from curate.cli import _user_errors
         from curate.config import ConfigError
+        from curate_tools import evaluate as ev
+        from curate_tools import report
 
         with tempfile.TemporaryDirectory(prefix="curate-eval-") as tmp:
             try:

@@ -22,7 +22,7 @@ def _fail(message: str) -> typer.Exit:
 
 def feature_columns(out, steps: list[str] | None, exclude: list[str] | None) -> list[str]:  # noqa: ANN001
     """Numeric score columns of OUT (of `steps` when given), minus learned steps' own scores."""
-    from curate.report import OutputError
+    from curate_tools.report import OutputError
 
     types = out.column_types()
     learned = {s.sid for s in out.steps if s.use in LEARNED_STEPS}
@@ -76,11 +76,11 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON, not a table.")] = False,
     ) -> None:
         """Fit a combiner of stored scores on labelled ids: cross-validated AUC, a JSON model."""
-        from curate import evaluate as ev
-        from curate.report import Output, OutputError
         from curate_filters._combine_fit import CombineSettings, fit
         from curate_filters._fasttext import sha256_file
         from curate_filters.learned import CombinerError
+        from curate_tools import evaluate as ev
+        from curate_tools.report import Output, OutputError
 
         try:
             folder = Output.open(out)

@@ -43,7 +43,7 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Assert schema, keep rates, duplicates, drift and counts: exit 0 pass, 1 fail, 2 error."""
-        from curate.check import check, junit_xml
+        from curate_tools.check import check, junit_xml
 
         report = check(target, expect, sample, workdir, write_baseline)
         console = Console()

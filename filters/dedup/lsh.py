@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from curate_filters.minhash.signatures import fmix64
+from curate_filters.dedup.signatures import fmix64
 
 _BAND_MUL = np.uint64(0x9FB21C651E98DF25)
 

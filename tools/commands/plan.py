@@ -28,9 +28,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Read shard footers and estimate per step the time, disk and memory of a run."""
         from curate import config as cfg
-        from curate import io, plan
+        from curate import io
         from curate.models import model_fields
         from curate.process import bind_steps
+        from curate_tools import plan
 
         console = Console()
         try:

@@ -7,7 +7,7 @@ well above the 14 x 8 LSH threshold (about 0.72), so `minhash` should find every
 unrelated documents are sample documents that nothing copies. Deterministic: run it again and
 the file is byte-identical.
 
-    python tools/make_near_dup_fixture.py [--bases 30] [--singles 40]
+    python scripts/make_near_dup_fixture.py [--bases 30] [--singles 40]
 """
 
 from __future__ import annotations

@@ -11,10 +11,10 @@ import xxhash
 from pydantic import Field
 
 from curate.filter import GlobalStep, ParallelMap, Resources
-from curate_filters.minhash.indexed import IndexedDedup, IndexParams
-from curate_filters.minhash.normalize import NormParams, normalize
-from curate_filters.minhash.shuffle import DECISION_SCHEMA, bucket_dedup
-from curate_filters.minhash.signatures import string_buffers
+from curate_filters.dedup.indexed import IndexedDedup, IndexParams
+from curate_filters.dedup.normalize import NormParams, normalize
+from curate_filters.dedup.shuffle import DECISION_SCHEMA, bucket_dedup
+from curate_filters.dedup.signatures import string_buffers
 
 
 class ExactDedupParams(NormParams, IndexParams):

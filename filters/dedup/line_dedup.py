@@ -21,10 +21,10 @@ from curate.mapper import (
     MapResult,
     RewritingGlobalStep,
 )
-from curate_filters.minhash import shuffle
-from curate_filters.minhash.normalize import NormParams, normalize
-from curate_filters.minhash.partfiles import PieceIndex, read_pieces
-from curate_filters.minhash.signatures import string_hashes64
+from curate_filters.dedup import shuffle
+from curate_filters.dedup.normalize import NormParams, normalize
+from curate_filters.dedup.partfiles import PieceIndex, read_pieces
+from curate_filters.dedup.signatures import string_hashes64
 
 _LINES_PER_PARTITION = 8_000_000
 _LINES_PER_SCATTER = 4_000_000

@@ -9,15 +9,15 @@ from pydantic import Field, field_validator
 
 from curate import io
 from curate.filter import ParallelMap, Params
-from curate_filters.minhash import index
-from curate_filters.minhash.shuffle import bucket_dedup_sharded
+from curate_filters.dedup import index
+from curate_filters.dedup.shuffle import bucket_dedup_sharded
 
 # Params that do not change the keys: an index built with other values still matches.
 _NOT_KEYS = {"index", "update_index", "write_index", "partitions", "weights", "threshold"}
 
 
 class IndexParams(Params):
-    """Dedup against earlier runs (see curate_filters.minhash.index)."""
+    """Dedup against earlier runs (see curate_filters.dedup.index)."""
 
     index: list[str] = Field(
         default_factory=list,

@@ -13,10 +13,10 @@ from rich.console import Console
 
 from curate import io
 from curate.config import PipelineConfig
-from curate.report import Output, OutputError
-from curate.selection import Columns, GroupPlan, SelectError, plan, selected_task
 from curate_filters._ngrams import feature_counts, kl_divergence
 from curate_filters.select import repeats, selection_keys
+from curate_tools.report import Output, OutputError
+from curate_tools.selection import Columns, GroupPlan, SelectError, plan, selected_task
 
 SELECT_STEP = "curate_filters.select:Select"
 TOKENS_USES = ("tokens", "curate_filters.tokens:Tokens")

@@ -36,15 +36,15 @@ import pyarrow.parquet as pq
 
 from curate import decisions
 from curate.io import ROW_BITS, filesystem
-from curate_filters.minhash.components import components
-from curate_filters.minhash.partfiles import (
+from curate_filters.dedup.components import components
+from curate_filters.dedup.partfiles import (
     PartFile,
     PieceIndex,
     read_pieces,
     spread,
     write_partitioned,
 )
-from curate_filters.minhash.stars import (
+from curate_filters.dedup.stars import (
     CLUSTER_SCHEMA,
     both_ways,
     clusters,

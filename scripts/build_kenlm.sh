@@ -2,7 +2,7 @@
 # Build KenLM's lmplz and build_binary (needed by `curate train lm`) into tools/bin/.
 #
 # The source is the kenlm sdist from PyPI (it ships the full C++ tree, lmplz included).
-# Usage: bash tools/build_kenlm.sh [KENLM_VERSION]   (default 0.3.0; env JOBS, default 2)
+# Usage: bash scripts/build_kenlm.sh [KENLM_VERSION]   (default 0.3.0; env JOBS, default 2)
 set -euo pipefail
 
 VERSION="${1:-0.3.0}"

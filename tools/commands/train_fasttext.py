@@ -116,10 +116,10 @@ def quality(
 ) -> None:
     """Train a fastText quality classifier: from positive/negative text, from labelled text, or
     distilled from a teacher's scores; held-out metrics and a sidecar JSON."""
-    from curate.report import OutputError
     from curate_filters._fasttext import FastTextError
     from curate_filters.learned import CombinerError
     from curate_filters.quality import train_quality
+    from curate_tools.report import OutputError
 
     settings = _settings(
         epoch=epoch, dim=dim, lr=lr, word_ngrams=word_ngrams, min_count=min_count,

@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print JSON, not tables."),
     ) -> None:
         """Estimate the precision of a dedup step from the exact Jaccard of sampled pairs."""
-        from curate_filters.minhash.audit import AuditError, audit
+        from curate_filters.dedup.audit import AuditError, audit
 
         try:
             report = audit(out, step, sample, seed)

@@ -11,9 +11,9 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import yaml
 
-from curate_filters.minhash.lsh import effective_threshold
-from curate_filters.minhash.normalize import normalize
-from curate_filters.minhash.step import MinHashParams
+from curate_filters.dedup.lsh import effective_threshold
+from curate_filters.dedup.normalize import normalize
+from curate_filters.dedup.step import MinHashParams
 
 
 class AuditError(ValueError):
@@ -86,7 +86,7 @@ def audit(out: str | Path, step: str = "minhash", sample: int = 200, seed: int =
     for column in ("id", "text", "reason", dup_col):
         if column not in rejected.schema.names:
             raise AuditError(f"{out / 'rejected'} has no column {column!r}")
-    from curate.report import sample_files
+    from curate_tools.report import sample_files
 
     # Only the sampled rows' text is read (the reason column is scanned to find them).
     columns = ["id", "text", dup_col] + ([size_col] if size_col in rejected.schema.names else [])

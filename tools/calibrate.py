@@ -12,7 +12,7 @@ import yaml
 from pydantic import Field, ValidationError
 
 from curate.filter import Filter, Params
-from curate.report import Output, OutputError, calibration_spec
+from curate_tools.report import Output, OutputError, calibration_spec
 
 
 @dataclass
@@ -180,7 +180,7 @@ def calibrate(
 
 
 def patch_for(out: Output, cal: Calibration, output_path: str | None = None) -> dict[str, Any]:
-    """A config patch (see curate.patch): rerun over OUT/data with the new thresholds."""
+    """A config patch (see curate_tools.patch): rerun over OUT/data with the new thresholds."""
     data_dir = str((out.root / "data").resolve())
     target = output_path or f"{out.root.resolve()}-{cal.step}-calibrated"
     overrides = [
@@ -199,7 +199,7 @@ def patch_for(out: Output, cal: Calibration, output_path: str | None = None) -> 
         overrides.append(f"steps.{cal.step}.mode=annotate")
         add_steps.append(
             {
-                "use": "curate.calibrate:GroupThreshold",
+                "use": "curate_tools.calibrate:GroupThreshold",
                 "id": f"{cal.step}_by_{cal.by}",
                 "params": {
                     "score": cal.score,

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from curate import io
 from curate.config import ConfigError, format_validation_error
-from curate.report import Output, OutputError, score_values
+from curate_tools.report import Output, OutputError, score_values
 
 TYPE_ALIASES = {
     "float32": "float",
@@ -503,7 +503,7 @@ def junit_xml(report: Report, suite: str = "curate check") -> str:
         out = ET.SubElement(case, "system-out")
         out.text = x(f"observed {r.observed}; expected {r.expected}")
     if errors:
-        case = ET.SubElement(ts, "testcase", classname="curate.check", name="run")
+        case = ET.SubElement(ts, "testcase", classname="curate_tools.check", name="run")
         err = ET.SubElement(case, "error", message=x(report.error or ""), type="CheckError")
         err.text = x(report.error or "")
     ET.indent(root)

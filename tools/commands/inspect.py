@@ -27,7 +27,7 @@ def _fmt(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def _histogram_table(h) -> Table:  # noqa: ANN001 - a curate.report.Histogram
+def _histogram_table(h) -> Table:  # noqa: ANN001 - a curate_tools.report.Histogram
     title = f"{h.column}  ({h.rows:,} rows" + (
         f", {h.missing:,} dropped by an earlier step (never scored)" if h.missing else ""
     )
@@ -77,8 +77,8 @@ def register(app: typer.Typer) -> None:
         width: Annotated[int, typer.Option(min=20, help="Characters of text shown.")] = 240,
     ) -> None:
         """What a run kept and removed, and why: funnel, samples, score histograms, HTML."""
-        from curate import report
         from curate.stats import funnel_table
+        from curate_tools import report
 
         console = Console()
         try:
@@ -139,7 +139,7 @@ def register(app: typer.Typer) -> None:
             console.print(funnel_table(funnel, title=f"curate funnel: {escape(str(output.root))}"))
             selection = output.root / "select.json"
             if selection.exists():  # an output of `curate select`: what it chose
-                from curate.commands.select import print_report
+                from curate_tools.commands.select import print_report
 
                 print_report(json.loads(selection.read_text()), console)
         except report.OutputError as exc:

@@ -80,8 +80,8 @@ def register(app: typer.Typer) -> None:
         import json
 
         from curate.cli import _fail, _user_errors
-        from curate.select_run import Request, read_mix, select
-        from curate.selection import SelectError, parse_budget
+        from curate_tools.select_run import Request, read_mix, select
+        from curate_tools.selection import SelectError, parse_budget
 
         console = Console()
         if method not in ("gumbel", "topk", "random"):

@@ -1,0 +1,1 @@
+"""Product tools over the core: inspect, check, calibrate, plan, patch, evaluate, select."""

@@ -9,11 +9,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import pyarrow as pa
 
-from curate import exits, io, ownership
+from curate import exits, io, ownership, stages
 from curate.config import ConfigError, PipelineConfig
 from curate.models import pack
 from curate.process import BoundStep, StepError, UnitProcessor
@@ -51,37 +52,26 @@ class _UnitActor:
 
     Setup runs in `ready()`, not `__init__`: a model that crashes the process while loading then
     fails that one call (the driver stops the run) instead of a constructor Ray would restart
-    forever. After a mid-run restart, `process` sets the steps up again first."""
+    forever. After a mid-run restart, `process` sets the steps up again first. A step in `pools`
+    runs on that pool of GPU actors: here it is a stand-in that sends them its batches."""
 
     def __init__(
-        self, config: PipelineConfig, packed: bytes, shipped: dict, unit_args: dict
+        self,
+        config: PipelineConfig,
+        packed: bytes,
+        shipped: dict,
+        unit_args: dict,
+        pools: dict[str, list] | None = None,
     ) -> None:
-        self._args = (config, packed, shipped, unit_args)
+        self._args = (config, packed, shipped, unit_args, pools or {})
         self.processor: UnitProcessor | None = None
 
     def _setup(self) -> UnitProcessor:
-        import ray
-
-        config, packed, shipped, unit_args = self._args
-        io.configure_storage(config.storage.s3_endpoint_url, config.storage.s3_region)
-        # Arrow's compute pool follows the CPUs Ray reserved for this actor, not the node's:
-        # N actors on N cores must not each start N threads.
-        cpus = max(1, int(round(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))))
-        pa.set_cpu_count(cpus)
-        # Likewise for libraries steps import in setup() (torch, numpy's BLAS).
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            os.environ.setdefault(var, str(cpus))
-        steps = _unpack_steps(packed, config)
-
-        from curate.models import materialise
-
-        for step in steps:
-            for name, (files, digest) in shipped.get(step.sid, {}).items():
-                files = ray.get(files) if isinstance(files, ray.ObjectRef) else files
-                local = materialise(
-                    files, digest, os.path.basename(getattr(step.params, name).rstrip("/"))
-                )
-                setattr(step.params, name, local)
+        config, packed, shipped, unit_args, pools = self._args
+        steps = [
+            _OffloadedStep.of(s, pools[s.sid]) if s.sid in pools else s
+            for s in _worker_steps(config, packed, shipped)
+        ]
         processor = UnitProcessor(config, steps, **unit_args)
         processor.setup()
         return processor
@@ -90,16 +80,123 @@ class _UnitActor:
         try:
             self.processor = self.processor or self._setup()
         except Exception as exc:
-            return (
-                str(exc)
-                if isinstance(exc, StepError | RunError)
-                else f"{type(exc).__name__}: {exc}"
-            )
+            return _setup_error(exc)
         return None
 
     def process(self, seg: int, unit: io.WorkUnit, decision: Any) -> dict[str, Any]:
         self.processor = self.processor or self._setup()
         return self.processor.process(seg, unit, decision)
+
+
+class _StepActor:
+    """One worker of a GPU step's own pool: sets the step up once, on the GPU Ray gave this
+    actor, then scores the batches the unit actors send (set up in `ready()`, as they are)."""
+
+    def __init__(self, config: PipelineConfig, packed: bytes, shipped: dict) -> None:
+        self._args = (config, packed, shipped)
+        self.instance: Any = None
+
+    def _setup(self) -> Any:
+        config, packed, shipped = self._args
+        (step,) = _worker_steps(config, packed, shipped)
+        instance = stages.build(step, config.input.text_column)
+        try:
+            instance.setup()
+        except Exception as exc:
+            raise StepError(
+                f"step '{step.sid}' failed to set up: {type(exc).__name__}: {exc}"
+            ) from exc
+        return instance
+
+    def ready(self) -> str | None:
+        try:
+            self.instance = self.instance or self._setup()
+        except Exception as exc:
+            return _setup_error(exc)
+        return None
+
+    def score(self, batch: pa.Table) -> dict[str, pa.Array]:
+        self.instance = self.instance or self._setup()
+        return {name: stages.as_array(v) for name, v in self.instance.score(batch).items()}
+
+
+class _RemoteScore:
+    """In a unit actor, the stand-in for a step that runs on its own pool: `score` sends the
+    batch (Arrow, through the object store) to one of the pool's actors and returns the scores
+    it computed there; `keep` (the thresholds) and everything else run here, on the step's own
+    instance, which loads no model."""
+
+    def __init__(self, step: Any, pool: list) -> None:
+        self.step = step
+        self.pool = pool
+        self.calls = 0
+
+    def setup(self) -> None:
+        """Nothing to load here: the pool's actors set the model up."""
+
+    def score(self, batch: pa.Table) -> dict[str, pa.Array]:
+        import ray
+
+        actor = self.pool[self.calls % len(self.pool)]
+        self.calls += 1
+        try:
+            return ray.get(actor.score.remote(batch))
+        except ray.exceptions.RayTaskError as exc:
+            # The step's own error, so the unit actor names the step and the unit around it.
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, Exception):
+                raise cause from None
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "step":  # not set yet (unpickling): no recursion through __getattr__
+            raise AttributeError(name)
+        return getattr(self.step, name)
+
+
+@dataclass
+class _OffloadedStep(BoundStep):
+    """A bound step whose instance, in a unit actor, is a `_RemoteScore` on its pool."""
+
+    pool: list = field(default_factory=list)
+
+    @classmethod
+    def of(cls, step: BoundStep, pool: list) -> _OffloadedStep:
+        return cls(**{f.name: getattr(step, f.name) for f in fields(step)}, pool=pool)
+
+    def build(self, text_column: str) -> Any:
+        return _RemoteScore(super().build(text_column), self.pool)
+
+
+def _worker_steps(config: PipelineConfig, packed: bytes, shipped: dict) -> list[BoundStep]:
+    """What every actor does first: storage settings, thread counts that follow the CPUs Ray
+    reserved for it, and the steps unpickled with their shipped models unpacked on this node."""
+    import ray
+
+    io.configure_storage(config.storage.s3_endpoint_url, config.storage.s3_region)
+    # Arrow's compute pool follows the CPUs Ray reserved for this actor, not the node's:
+    # N actors on N cores must not each start N threads.
+    cpus = max(1, int(round(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))))
+    pa.set_cpu_count(cpus)
+    # Likewise for libraries steps import in setup() (torch, numpy's BLAS).
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(var, str(cpus))
+    steps = _unpack_steps(packed, config)
+
+    from curate.models import materialise
+
+    for step in steps:
+        for name, (files, digest) in shipped.get(step.sid, {}).items():
+            files = ray.get(files) if isinstance(files, ray.ObjectRef) else files
+            local = materialise(
+                files, digest, os.path.basename(getattr(step.params, name).rstrip("/"))
+            )
+            setattr(step.params, name, local)
+    return steps
+
+
+def _setup_error(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, StepError | RunError) else f"{type(exc).__name__}: {exc}"
 
 
 def _unpack_steps(packed: bytes, config: PipelineConfig) -> list[BoundStep]:
@@ -152,8 +249,12 @@ def machine_cpus() -> int:
 
 
 def _resource(step: BoundStep, name: str) -> float:
-    override = step.config.resources or {}
-    return float(override.get(name, getattr(step.cls.resources, name)))
+    return float(getattr(stages.resources(step), name))
+
+
+def _rotated(pools: dict[str, list], start: int) -> dict[str, list]:
+    """Each pool's actors, starting at the `start`-th (modulo the pool's size)."""
+    return {sid: [*p[start % len(p) :], *p[: start % len(p)]] for sid, p in pools.items()}
 
 
 def _call(fn: Callable[..., Any], item: Any, storage: tuple[str | None, str | None]) -> Any:
@@ -176,7 +277,8 @@ def _check_reachable(address: str) -> None:
 
 
 class RayExecutor:
-    """A pool of Ray actors; units are handed out as actors free up."""
+    """Unit actors that run the chain, handed units as they free up, and a pool of GPU actors
+    per GPU filter, which scores the batches the unit actors send it."""
 
     def __init__(
         self,
@@ -227,36 +329,55 @@ class RayExecutor:
                     name: (ray.put(pack(info["path"])), info["sha256"])
                     for name, info in fields.items()
                 }
-        workers = config.ray.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        # Each actor runs every step, so it reserves the most any step needs.
-        cpus = max((_resource(s, "cpus") for s in steps), default=1.0)
-        gpus = max((_resource(s, "gpus") for s in steps), default=0.0)
+        # A GPU filter runs on a pool of its own; every other step in each unit actor, which
+        # reserves the most any of those needs (see curate.stages).
+        away = stages.offloaded(steps, unit_args.get("reused"))
+        chain = stages.chain_reservation(steps, away)
         have = ray.cluster_resources()
-        for name, each in (("CPU", cpus), ("GPU", gpus)):
-            if each and workers * each > have.get(name, 0):
-                self.close()
-                raise RunError(
-                    f"{workers} workers x {each:g} {name} each need {workers * each:g} {name}s but "
-                    f"the Ray cluster has {have.get(name, 0):g}: lower --workers, or the steps' "
-                    "resources, or add nodes (the actors would wait forever)"
-                )
-        # SPREAD: one actor a node before doubling up, so a cluster's nodes all take units.
-        actor_cls = ray.remote(_UnitActor).options(
-            num_cpus=cpus,
-            num_gpus=gpus,
-            max_restarts=-1,
-            max_task_retries=3,
-            scheduling_strategy="SPREAD",
-        )
+        sizes = {
+            s.sid: config.ray.gpu_workers
+            or max(1, int(have.get("GPU", 0) / len(away) // stages.resources(s).gpus))
+            for s in away
+        }
+        pooled = {
+            name: sum(sizes[s.sid] * getattr(stages.resources(s), attr) for s in away)
+            for name, attr in (("CPU", "cpus"), ("GPU", "gpus"))
+        }
+        workers = config.ray.workers or max(1, int(have.get("CPU", 1) - pooled["CPU"]))
+        self.layout = {"unit_actors": workers, **{f"{sid}_actors": n for sid, n in sizes.items()}}
+        self._check_fits(workers, chain, pooled, have, [s.sid for s in away])
         # The steps travel inline (a few KB): an argument in the object store could be gone when
         # an actor restarts after its node died (Ray issue #53727). The shipped models are too big
         # for that, so the driver holds their refs for the whole run.
-        packed = ray.cloudpickle.dumps(steps)
         self._pinned = shipped
-        self.actors = [actor_cls.remote(config, packed, shipped, unit_args) for _ in range(workers)]
+        # SPREAD: one actor a node before doubling up, so a cluster's nodes all take units.
+        options = {"max_restarts": -1, "max_task_retries": 3, "scheduling_strategy": "SPREAD"}
+        pools = {}
+        for step in away:
+            need = stages.resources(step)
+            step_cls = ray.remote(_StepActor).options(
+                num_cpus=need.cpus, num_gpus=need.gpus, **options
+            )
+            packed_step = ray.cloudpickle.dumps([step])
+            pools[step.sid] = [
+                step_cls.remote(config, packed_step, {step.sid: shipped.get(step.sid, {})})
+                for _ in range(sizes[step.sid])
+            ]
+        self.pool_actors = [a for pool in pools.values() for a in pool]
+        actor_cls = ray.remote(_UnitActor).options(
+            num_cpus=chain.cpus, num_gpus=chain.gpus, **options
+        )
+        packed = ray.cloudpickle.dumps(steps)
+        here = {sid: models for sid, models in shipped.items() if sid not in pools}
+        self.actors = [
+            # Each unit actor starts its round of a pool at another actor: the load spreads.
+            actor_cls.remote(config, packed, here, unit_args, _rotated(pools, i))
+            for i in range(workers)
+        ]
         # No retry: an actor that dies setting up is reported, not restarted into the same crash.
+        everyone = self.pool_actors + self.actors
         try:
-            ready = ray.get([a.ready.options(max_task_retries=0).remote() for a in self.actors])
+            ready = ray.get([a.ready.options(max_task_retries=0).remote() for a in everyone])
         except ray.exceptions.RayActorError as exc:
             self.close()
             raise RunError(
@@ -273,6 +394,24 @@ class RayExecutor:
         self._call = ray.remote(num_cpus=0, max_retries=3)(_call)
         self.workers = workers
         self.storage = (config.storage.s3_endpoint_url, config.storage.s3_region)
+
+    def _check_fits(
+        self, workers: int, chain: Any, pooled: dict[str, float], have: dict, away: list[str]
+    ) -> None:
+        """Refuse a layout the cluster cannot hold: its actors would wait forever."""
+        for name, each in (("CPU", chain.cpus), ("GPU", chain.gpus)):
+            total = workers * each + pooled[name]
+            if total <= have.get(name, 0):
+                continue
+            said = [f"{workers} workers x {each:g} {name} each"] if each else []
+            if pooled[name]:
+                said.append(f"the pools of {', '.join(away)} {pooled[name]:g}")
+            self.close()
+            raise RunError(
+                f"{' and '.join(said)} need {total:g} {name}s but the Ray cluster has "
+                f"{have.get(name, 0):g}: lower --workers (or ray.gpu_workers), or the steps' "
+                "resources, or add nodes (the actors would wait forever)"
+            )
 
     def _single_node(self) -> bool:
         return len([n for n in self.ray.nodes() if n.get("Alive")]) <= 1
@@ -313,8 +452,8 @@ class RayExecutor:
         return ray.get(refs)
 
     def close(self) -> None:
-        for actor in getattr(self, "actors", []):
+        for actor in getattr(self, "actors", []) + getattr(self, "pool_actors", []):
             self.ray.kill(actor)
-        self.actors = []
+        self.actors, self.pool_actors = [], []
         if self.owns_ray:
             self.ray.shutdown()

@@ -450,6 +450,8 @@ def _run_owned(
             ownership.remove_owned(layout.root, under=f"_segments/s{seg.index}/")
     merged = _write_stats(config, steps, layout, time.perf_counter() - wall, startup, plan)
     merged["total"]["executor"] = kind
+    if getattr(executor, "layout", None):  # how many actors of each pool ran the units
+        merged["total"]["actors"] = executor.layout
     io.write_json_atomic(io.join(layout.root, "stats.json"), merged)
     return RunResult(config.output.path, merged, resumed)
 

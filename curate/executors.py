@@ -8,6 +8,7 @@ import socket
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -61,15 +62,20 @@ class _UnitActor:
         packed: bytes,
         shipped: dict,
         unit_args: dict,
-        pools: dict[str, list] | None = None,
+        pools: dict[str, list[str]] | None = None,
     ) -> None:
         self._args = (config, packed, shipped, unit_args, pools or {})
         self.processor: UnitProcessor | None = None
 
     def _setup(self) -> UnitProcessor:
+        import ray
+
         config, packed, shipped, unit_args, pools = self._args
+        # The pools' actors by name, looked up here: handles as constructor arguments would
+        # live in the object store, which a restart after a node's death cannot count on.
+        found = {sid: [ray.get_actor(name) for name in names] for sid, names in pools.items()}
         steps = [
-            _OffloadedStep.of(s, pools[s.sid]) if s.sid in pools else s
+            _OffloadedStep.of(s, found[s.sid]) if s.sid in found else s
             for s in _worker_steps(config, packed, shipped)
         ]
         processor = UnitProcessor(config, steps, **unit_args)
@@ -252,7 +258,7 @@ def _resource(step: BoundStep, name: str) -> float:
     return float(getattr(stages.resources(step), name))
 
 
-def _rotated(pools: dict[str, list], start: int) -> dict[str, list]:
+def _rotated(pools: dict[str, list[str]], start: int) -> dict[str, list[str]]:
     """Each pool's actors, starting at the `start`-th (modulo the pool's size)."""
     return {sid: [*p[start % len(p) :], *p[: start % len(p)]] for sid, p in pools.items()}
 
@@ -352,18 +358,19 @@ class RayExecutor:
         self._pinned = shipped
         # SPREAD: one actor a node before doubling up, so a cluster's nodes all take units.
         options = {"max_restarts": -1, "max_task_retries": 3, "scheduling_strategy": "SPREAD"}
-        pools = {}
+        pools: dict[str, list[str]] = {}  # step id -> its actors' names
+        self.pool_actors = []
+        run = uuid.uuid4().hex[:12]  # names unique to this run: one Ray may serve several
         for step in away:
             need = stages.resources(step)
-            step_cls = ray.remote(_StepActor).options(
-                num_cpus=need.cpus, num_gpus=need.gpus, **options
-            )
             packed_step = ray.cloudpickle.dumps([step])
-            pools[step.sid] = [
-                step_cls.remote(config, packed_step, {step.sid: shipped.get(step.sid, {})})
-                for _ in range(sizes[step.sid])
-            ]
-        self.pool_actors = [a for pool in pools.values() for a in pool]
+            pools[step.sid] = [f"curate-{run}-{step.sid}-{i}" for i in range(sizes[step.sid])]
+            for name in pools[step.sid]:
+                self.pool_actors.append(
+                    ray.remote(_StepActor)
+                    .options(name=name, num_cpus=need.cpus, num_gpus=need.gpus, **options)
+                    .remote(config, packed_step, {step.sid: shipped.get(step.sid, {})})
+                )
         actor_cls = ray.remote(_UnitActor).options(
             num_cpus=chain.cpus, num_gpus=chain.gpus, **options
         )

@@ -100,6 +100,11 @@ class RayConfig(_Strict):
         "local", description="local = a fresh embedded Ray; auto or ray://host:port for a cluster."
     )
     workers: int | None = Field(None, gt=0, description="Actors processing units; default: CPUs.")
+    gpu_workers: int | None = Field(
+        None,
+        gt=0,
+        description="Actors in each GPU step's own pool; default: the cluster's GPUs / the step's.",
+    )
 
 
 class StorageConfig(_Strict):
@@ -125,7 +130,8 @@ class StepConfig(_Strict):
     resources: dict[str, float] | None = Field(
         None,
         description="Override the plugin's declared resources per worker, e.g. {gpus: 1} for a "
-        "small LM on a GPU: keys cpus, gpus.",
+        "small LM on a GPU (it then runs on a pool of GPU actors of its own): keys cpus, gpus, "
+        "batch_size (the most rows its score() sees at once).",
     )
 
     @field_validator("id")
@@ -141,9 +147,14 @@ class StepConfig(_Strict):
     @field_validator("resources")
     @classmethod
     def _known_resources(cls, value: dict[str, float] | None) -> dict[str, float] | None:
-        unknown = set(value or {}) - {"cpus", "gpus"}
+        unknown = set(value or {}) - {"cpus", "gpus", "batch_size"}
         if unknown:
-            raise ValueError(f"unknown resource {', '.join(sorted(unknown))} (use cpus, gpus)")
+            raise ValueError(
+                f"unknown resource {', '.join(sorted(unknown))} (use cpus, gpus, batch_size)"
+            )
+        size = (value or {}).get("batch_size")
+        if size is not None and (size < 1 or size != int(size)):
+            raise ValueError(f"batch_size must be a whole number of rows, at least 1 (got {size})")
         return value
 
     @property

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import shutil
 import tempfile
 import typing
 from pathlib import Path
@@ -86,26 +88,45 @@ def pack(uri: str) -> dict[str, bytes]:
 
 
 def materialise(files: dict[str, bytes], sha256: str, name: str) -> str:
-    """Write shipped model bytes to a local cache on this worker, verify the hash, return path."""
-    root = Path(tempfile.gettempdir()) / "curate-models" / sha256
+    """Write shipped model bytes to a local cache on this worker, verify the hash, return path.
+
+    Several actors of one node may unpack the same model at once: each writes its own staging
+    folder inside the cache (same filesystem, so the move is atomic), and one whose move finds
+    the copy of a concurrent winner already there keeps that one, verified like its own."""
+    cache = Path(tempfile.gettempdir()) / "curate-models"
+    root = cache / sha256
     target = root / name
     if not target.exists():
-        staging = Path(tempfile.mkdtemp(dir=root.parent if root.parent.exists() else None))
-        if "" in files:
-            (staging / name).write_bytes(files[""])
-            if ".json" in files:
-                (staging / (name + ".json")).write_bytes(files[".json"])
-        else:
-            for rel, data in files.items():
-                (staging / name / rel).parent.mkdir(parents=True, exist_ok=True)
-                (staging / name / rel).write_bytes(data)
         root.mkdir(parents=True, exist_ok=True)
-        if (staging / (name + ".json")).exists():
-            os.replace(staging / (name + ".json"), root / (name + ".json"))
-        os.replace(staging / name, target)
+        staging = Path(tempfile.mkdtemp(dir=cache, prefix=".staging-"))
+        try:
+            _unpack(files, staging, name)
+            if (staging / (name + ".json")).exists():
+                os.replace(staging / (name + ".json"), root / (name + ".json"))
+            try:
+                os.replace(staging / name, target)
+            except OSError as exc:
+                # A folder cannot replace a non-empty one (ENOTEMPTY, or EEXIST on some
+                # systems): another actor won the race. A file replaces a file atomically.
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not target.is_dir():
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     actual = sha256_path(str(target))
     if actual != sha256:
         raise ValueError(
             f"model {name}: sha256 {actual} on this worker differs from the driver's {sha256}"
         )
     return str(target)
+
+
+def _unpack(files: dict[str, bytes], staging: Path, name: str) -> None:
+    """Write what `pack` shipped under `staging`: a file (and its `.json` sidecar) or a folder."""
+    if "" in files:
+        (staging / name).write_bytes(files[""])
+        if ".json" in files:
+            (staging / (name + ".json")).write_bytes(files[".json"])
+        return
+    for rel, data in files.items():
+        (staging / name / rel).parent.mkdir(parents=True, exist_ok=True)
+        (staging / name / rel).write_bytes(data)

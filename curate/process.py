@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ValidationError
 
-from curate import io, mapper, plugins
+from curate import io, mapper, plugins, stages
 from curate.config import ConfigError, PipelineConfig, StepConfig, format_validation_error
 from curate.decisions import DecisionSlice
 from curate.filter import Filter, GlobalStep
@@ -204,7 +204,7 @@ class UnitProcessor:
         self.id_column = config.input.id_column or io.DERIVED_ID
         self.segments = plan_segments(steps)
         self.layout = Layout(config.output.path)
-        self.instances = {s.sid: s.build(self.text_column) for s in steps}
+        self.instances = {s.sid: stages.build(s, self.text_column) for s in steps}
         mapper.configure(self.instances, config.output.record_changes)
         self.token_columns = [c for s in steps for c in self.instances[s.sid].token_columns(s.sid)]
         self._types: dict[str, dict[str, pa.DataType]] = {}

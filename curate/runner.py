@@ -2,41 +2,35 @@
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
 import json
 import os
-import socket
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 from rich.console import Console
 
-from curate import exits, idcheck, identity, io, ownership, probe, stats
+from curate import idcheck, identity, io, ownership, probe, stats
 from curate.config import ConfigError, PipelineConfig, dump_yaml
-from curate.models import model_fields, pack, sha256_path
+from curate.executors import (
+    LocalExecutor,
+    RayExecutor,
+    RunError,
+    _resource,
+    machine_cpus,
+)
+from curate.models import model_fields, sha256_path
 from curate.process import (
     SCORES_KEY,
     BoundStep,
     Layout,
-    StepError,
-    UnitProcessor,
     bind_steps,
     plan_segments,
 )
 from curate.progress import RunProgress, phase_names
-
-
-class RunError(RuntimeError):
-    """The run cannot start or continue; the message says why and what to do."""
-
-
-USER_ERRORS = (RunError, StepError, io.InputError, ConfigError, ownership.OwnershipError, OSError)
 
 
 @dataclass
@@ -76,301 +70,6 @@ def _models(steps: list[BoundStep]) -> dict[str, dict[str, dict[str, str]]]:
             setattr(step.params, name, absolute)
             found.setdefault(step.sid, {})[name] = {"path": absolute, "sha256": digest}
     return found
-
-
-# ----------------------------------------------------------------------------- executors
-class LocalExecutor:
-    """Everything in this process: for tiny jobs, debugging and CI checks."""
-
-    def __init__(self, config: PipelineConfig, steps: list[BoundStep], unit_args: dict) -> None:
-        self.processor = UnitProcessor(config, steps, **unit_args)
-        self.processor.setup()
-
-    def run_units(
-        self, seg: int, units: list[io.WorkUnit], decision: Any
-    ) -> Iterator[dict[str, Any]]:
-        for unit in units:
-            yield self.processor.process(seg, unit, decision)
-
-    def parallel_map(self, fn: Callable[..., Any], items: Iterable[Any]) -> list[Any]:
-        return [fn(item) for item in items]
-
-    def close(self) -> None:
-        pass
-
-
-class _UnitActor:
-    """One Ray worker: sets up every step once, then processes the units it is handed.
-
-    Setup runs in `ready()`, not `__init__`: a model that crashes the process while loading then
-    fails that one call (the driver stops the run) instead of a constructor Ray would restart
-    forever. After a mid-run restart, `process` sets the steps up again first."""
-
-    def __init__(
-        self, config: PipelineConfig, packed: bytes, shipped: dict, unit_args: dict
-    ) -> None:
-        self._args = (config, packed, shipped, unit_args)
-        self.processor: UnitProcessor | None = None
-
-    def _setup(self) -> UnitProcessor:
-        import ray
-
-        config, packed, shipped, unit_args = self._args
-        io.configure_storage(config.storage.s3_endpoint_url, config.storage.s3_region)
-        # Arrow's compute pool follows the CPUs Ray reserved for this actor, not the node's:
-        # N actors on N cores must not each start N threads.
-        cpus = max(1, int(round(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))))
-        pa.set_cpu_count(cpus)
-        # Likewise for libraries steps import in setup() (torch, numpy's BLAS).
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            os.environ.setdefault(var, str(cpus))
-        steps = _unpack_steps(packed, config)
-
-        from curate.models import materialise
-
-        for step in steps:
-            for name, (files, digest) in shipped.get(step.sid, {}).items():
-                files = ray.get(files) if isinstance(files, ray.ObjectRef) else files
-                local = materialise(
-                    files, digest, os.path.basename(getattr(step.params, name).rstrip("/"))
-                )
-                setattr(step.params, name, local)
-        processor = UnitProcessor(config, steps, **unit_args)
-        processor.setup()
-        return processor
-
-    def ready(self) -> str | None:
-        try:
-            self.processor = self.processor or self._setup()
-        except Exception as exc:
-            return (
-                str(exc)
-                if isinstance(exc, StepError | RunError)
-                else f"{type(exc).__name__}: {exc}"
-            )
-        return None
-
-    def process(self, seg: int, unit: io.WorkUnit, decision: Any) -> dict[str, Any]:
-        self.processor = self.processor or self._setup()
-        return self.processor.process(seg, unit, decision)
-
-
-def _unpack_steps(packed: bytes, config: PipelineConfig) -> list[BoundStep]:
-    """The steps, unpickled here so that a plugin this worker lacks is named, not a crash."""
-    from ray import cloudpickle
-
-    try:
-        return cloudpickle.loads(packed)
-    except ModuleNotFoundError as exc:
-        missing = exc.name or "?"
-        sids = [
-            s.step_id
-            for s in config.steps
-            if s.use.split(":")[0].split(".")[0] == missing.split(".")[0]
-        ]
-        which = f"step '{sids[0]}' ({missing})" if sids else f"module '{missing}'"
-        raise RunError(
-            f"{which} cannot be imported on a Ray worker ({socket.gethostname()}): install "
-            "the plugin's package on every node, or ship it with the job: ray job submit "
-            "--working-dir DIR, or a runtime_env with py_modules or pip"
-        ) from exc
-
-
-@contextlib.contextmanager
-def ray_log() -> Iterator[str]:
-    """Send what Ray prints while it starts (its notices, its processes' output) to a log file,
-    not the user's terminal; yields the file's path."""
-    folder = os.path.join(tempfile.gettempdir(), "curate-logs")
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f"ray-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(path, "ab") as log:
-        os.dup2(log.fileno(), 2)
-        try:
-            yield path
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
-def machine_cpus() -> int:
-    """The CPUs this process may use (its affinity mask, not the host's core count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def _resource(step: BoundStep, name: str) -> float:
-    override = step.config.resources or {}
-    return float(override.get(name, getattr(step.cls.resources, name)))
-
-
-def _call(fn: Callable[..., Any], item: Any, storage: tuple[str | None, str | None]) -> Any:
-    io.configure_storage(*storage)
-    return fn(item)
-
-
-def _check_reachable(address: str) -> None:
-    """Refuse an address nothing listens on within seconds (ray.init retries for minutes)."""
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit():
-        return  # "auto" and other forms: Ray resolves them
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
-    except OSError as exc:
-        raise RunError(
-            f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}): start it, or "
-            "fix --ray-address (ray.address: local, auto or ray://host:port)"
-        ) from None
-
-
-class RayExecutor:
-    """A pool of Ray actors; units are handed out as actors free up."""
-
-    def __init__(
-        self,
-        config: PipelineConfig,
-        steps: list[BoundStep],
-        models: dict[str, dict[str, dict[str, str]]],
-        unit_args: dict,
-    ) -> None:
-        import ray
-
-        self.ray = ray
-        address = config.ray.address
-        self.owns_ray = not ray.is_initialized()
-        if self.owns_ray:
-            try:
-                if address == "local":
-                    os.environ.pop("RAY_ADDRESS", None)  # embedded means fresh, not a stale cluster
-                    # Workers import ad-hoc `module:Class` steps from where the driver runs.
-                    path = os.pathsep.join(
-                        p for p in (os.getcwd(), os.environ.get("PYTHONPATH")) if p
-                    )
-                    with ray_log() as self.log:
-                        ray.init(
-                            num_cpus=machine_cpus(),  # never more than the machine has
-                            include_dashboard=False,
-                            log_to_driver=False,
-                            configure_logging=False,
-                            runtime_env={"env_vars": {"PYTHONPATH": path}},
-                        )
-                else:
-                    _check_reachable(address)
-                    with ray_log() as self.log:
-                        ray.init(address=address, log_to_driver=False, configure_logging=False)
-            except RunError:
-                raise
-            except Exception as exc:  # ConnectionError, a timeout, a version mismatch, ...
-                where = "start an embedded Ray" if address == "local" else f"connect to {address}"
-                raise RunError(
-                    f"cannot {where}: {type(exc).__name__}: {exc}; check --ray-address "
-                    "(ray.address: local, auto or ray://host:port)"
-                ) from None
-            exits.restore_signal_handlers()  # ray.init replaced SIGTERM's with a bare exit
-        cluster = address != "local" or not self._single_node()
-        shipped: dict[str, dict[str, Any]] = {}
-        if cluster:  # local model paths must work on nodes that do not share this disk
-            for sid, fields in models.items():
-                shipped[sid] = {
-                    name: (ray.put(pack(info["path"])), info["sha256"])
-                    for name, info in fields.items()
-                }
-        workers = config.ray.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        # Each actor runs every step, so it reserves the most any step needs.
-        cpus = max((_resource(s, "cpus") for s in steps), default=1.0)
-        gpus = max((_resource(s, "gpus") for s in steps), default=0.0)
-        have = ray.cluster_resources()
-        for name, each in (("CPU", cpus), ("GPU", gpus)):
-            if each and workers * each > have.get(name, 0):
-                self.close()
-                raise RunError(
-                    f"{workers} workers x {each:g} {name} each need {workers * each:g} {name}s but "
-                    f"the Ray cluster has {have.get(name, 0):g}: lower --workers, or the steps' "
-                    "resources, or add nodes (the actors would wait forever)"
-                )
-        # SPREAD: one actor a node before doubling up, so a cluster's nodes all take units.
-        actor_cls = ray.remote(_UnitActor).options(
-            num_cpus=cpus,
-            num_gpus=gpus,
-            max_restarts=-1,
-            max_task_retries=3,
-            scheduling_strategy="SPREAD",
-        )
-        # The steps travel inline (a few KB): an argument in the object store could be gone when
-        # an actor restarts after its node died (Ray issue #53727). The shipped models are too big
-        # for that, so the driver holds their refs for the whole run.
-        packed = ray.cloudpickle.dumps(steps)
-        self._pinned = shipped
-        self.actors = [actor_cls.remote(config, packed, shipped, unit_args) for _ in range(workers)]
-        # No retry: an actor that dies setting up is reported, not restarted into the same crash.
-        try:
-            ready = ray.get([a.ready.options(max_task_retries=0).remote() for a in self.actors])
-        except ray.exceptions.RayActorError as exc:
-            self.close()
-            raise RunError(
-                "a Ray worker died setting up the steps "
-                f"({', '.join(s.sid for s in steps)}): a model file is probably truncated or "
-                f"corrupt, or setup ran out of memory ({type(exc).__name__})"
-            ) from None
-        errors = [e for e in ready if e]
-        if errors:
-            self.close()
-            raise RunError(errors[0])
-        # The actors hold the CPUs and sit idle while a global step decides: its tasks take no
-        # CPU reservation (else they would wait forever) and are throttled to `workers` at once.
-        self._call = ray.remote(num_cpus=0, max_retries=3)(_call)
-        self.workers = workers
-        self.storage = (config.storage.s3_endpoint_url, config.storage.s3_region)
-
-    def _single_node(self) -> bool:
-        return len([n for n in self.ray.nodes() if n.get("Alive")]) <= 1
-
-    def run_units(
-        self, seg: int, units: list[io.WorkUnit], decision: Any
-    ) -> Iterator[dict[str, Any]]:
-        ray = self.ray
-        decision_ref = ray.put(decision) if decision is not None else None
-        queue = list(units)
-        in_flight: dict[Any, Any] = {}
-        free = list(self.actors)
-        while queue or in_flight:
-            while queue and free:
-                actor = free.pop(0)
-                in_flight[actor.process.remote(seg, queue.pop(0), decision_ref)] = actor
-            done, _ = ray.wait(list(in_flight), num_returns=1)
-            for ref in done:
-                free.append(in_flight.pop(ref))
-                try:
-                    yield ray.get(ref)
-                except ray.exceptions.RayTaskError as exc:
-                    # A user-facing error (bad input, a failing step) is re-raised as itself, so
-                    # the CLI prints its sentence and not the worker's traceback.
-                    cause = getattr(exc, "cause", None)
-                    if isinstance(cause, USER_ERRORS):
-                        raise cause from None
-                    raise exc.as_instanceof_cause() from None
-
-    def parallel_map(self, fn: Callable[..., Any], items: Iterable[Any]) -> list[Any]:
-        ray = self.ray
-        fn_ref = ray.put(fn)
-        refs: list[Any] = []
-        for item in items:
-            if len(refs) >= self.workers:
-                ray.wait(refs, num_returns=len(refs) - self.workers + 1)
-            refs.append(self._call.remote(fn_ref, item, self.storage))
-        return ray.get(refs)
-
-    def close(self) -> None:
-        for actor in getattr(self, "actors", []):
-            self.ray.kill(actor)
-        self.actors = []
-        if self.owns_ray:
-            self.ray.shutdown()
 
 
 # ----------------------------------------------------------------------------- the run
@@ -751,6 +450,8 @@ def _run_owned(
             ownership.remove_owned(layout.root, under=f"_segments/s{seg.index}/")
     merged = _write_stats(config, steps, layout, time.perf_counter() - wall, startup, plan)
     merged["total"]["executor"] = kind
+    if getattr(executor, "layout", None):  # how many actors of each pool ran the units
+        merged["total"]["actors"] = executor.layout
     io.write_json_atomic(io.join(layout.root, "stats.json"), merged)
     return RunResult(config.output.path, merged, resumed)
 

@@ -32,6 +32,7 @@ def ray_session():
     path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
     ray.init(
         num_cpus=2,
+        num_gpus=1,  # logical: lets a step that declares gpus get its own pool on a CPU machine
         include_dashboard=False,
         log_to_driver=False,
         configure_logging=False,

@@ -1,0 +1,466 @@
+"""Where units run: in this process, or on a pool of Ray actors."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import pyarrow as pa
+
+from curate import exits, io, ownership, stages
+from curate.config import ConfigError, PipelineConfig
+from curate.models import pack
+from curate.process import BoundStep, StepError, UnitProcessor
+
+
+class RunError(RuntimeError):
+    """The run cannot start or continue; the message says why and what to do."""
+
+
+USER_ERRORS = (RunError, StepError, io.InputError, ConfigError, ownership.OwnershipError, OSError)
+
+
+class LocalExecutor:
+    """Everything in this process: for tiny jobs, debugging and CI checks."""
+
+    def __init__(self, config: PipelineConfig, steps: list[BoundStep], unit_args: dict) -> None:
+        self.processor = UnitProcessor(config, steps, **unit_args)
+        self.processor.setup()
+
+    def run_units(
+        self, seg: int, units: list[io.WorkUnit], decision: Any
+    ) -> Iterator[dict[str, Any]]:
+        for unit in units:
+            yield self.processor.process(seg, unit, decision)
+
+    def parallel_map(self, fn: Callable[..., Any], items: Iterable[Any]) -> list[Any]:
+        return [fn(item) for item in items]
+
+    def close(self) -> None:
+        pass
+
+
+class _UnitActor:
+    """One Ray worker: sets up every step once, then processes the units it is handed.
+
+    Setup runs in `ready()`, not `__init__`: a model that crashes the process while loading then
+    fails that one call (the driver stops the run) instead of a constructor Ray would restart
+    forever. After a mid-run restart, `process` sets the steps up again first. A step in `pools`
+    runs on that pool of GPU actors: here it is a stand-in that sends them its batches."""
+
+    def __init__(
+        self,
+        config: PipelineConfig,
+        packed: bytes,
+        shipped: dict,
+        unit_args: dict,
+        pools: dict[str, list[str]] | None = None,
+    ) -> None:
+        self._args = (config, packed, shipped, unit_args, pools or {})
+        self.processor: UnitProcessor | None = None
+
+    def _setup(self) -> UnitProcessor:
+        import ray
+
+        config, packed, shipped, unit_args, pools = self._args
+        # The pools' actors by name, looked up here: handles as constructor arguments would
+        # live in the object store, which a restart after a node's death cannot count on.
+        found = {sid: [ray.get_actor(name) for name in names] for sid, names in pools.items()}
+        steps = [
+            _OffloadedStep.of(s, found[s.sid]) if s.sid in found else s
+            for s in _worker_steps(config, packed, shipped)
+        ]
+        processor = UnitProcessor(config, steps, **unit_args)
+        processor.setup()
+        return processor
+
+    def ready(self) -> str | None:
+        try:
+            self.processor = self.processor or self._setup()
+        except Exception as exc:
+            return _setup_error(exc)
+        return None
+
+    def process(self, seg: int, unit: io.WorkUnit, decision: Any) -> dict[str, Any]:
+        self.processor = self.processor or self._setup()
+        return self.processor.process(seg, unit, decision)
+
+
+class _StepActor:
+    """One worker of a GPU step's own pool: sets the step up once, on the GPU Ray gave this
+    actor, then scores the batches the unit actors send (set up in `ready()`, as they are)."""
+
+    def __init__(self, config: PipelineConfig, packed: bytes, shipped: dict) -> None:
+        self._args = (config, packed, shipped)
+        self.instance: Any = None
+
+    def _setup(self) -> Any:
+        config, packed, shipped = self._args
+        (step,) = _worker_steps(config, packed, shipped)
+        instance = stages.build(step, config.input.text_column)
+        try:
+            instance.setup()
+        except Exception as exc:
+            raise StepError(
+                f"step '{step.sid}' failed to set up: {type(exc).__name__}: {exc}"
+            ) from exc
+        return instance
+
+    def ready(self) -> str | None:
+        try:
+            self.instance = self.instance or self._setup()
+        except Exception as exc:
+            return _setup_error(exc)
+        return None
+
+    def score(self, batch: pa.Table) -> dict[str, pa.Array]:
+        self.instance = self.instance or self._setup()
+        return {name: stages.as_array(v) for name, v in self.instance.score(batch).items()}
+
+
+class _RemoteScore:
+    """In a unit actor, the stand-in for a step that runs on its own pool: `score` sends the
+    batch (Arrow, through the object store) to one of the pool's actors and returns the scores
+    it computed there; `keep` (the thresholds) and everything else run here, on the step's own
+    instance, which loads no model."""
+
+    def __init__(self, step: Any, pool: list) -> None:
+        self.step = step
+        self.pool = pool
+        self.calls = 0
+
+    def setup(self) -> None:
+        """Nothing to load here: the pool's actors set the model up."""
+
+    def score(self, batch: pa.Table) -> dict[str, pa.Array]:
+        import ray
+
+        actor = self.pool[self.calls % len(self.pool)]
+        self.calls += 1
+        try:
+            return ray.get(actor.score.remote(batch))
+        except ray.exceptions.RayTaskError as exc:
+            # The step's own error, so the unit actor names the step and the unit around it.
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, Exception):
+                raise cause from None
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "step":  # not set yet (unpickling): no recursion through __getattr__
+            raise AttributeError(name)
+        return getattr(self.step, name)
+
+
+@dataclass
+class _OffloadedStep(BoundStep):
+    """A bound step whose instance, in a unit actor, is a `_RemoteScore` on its pool."""
+
+    pool: list = field(default_factory=list)
+
+    @classmethod
+    def of(cls, step: BoundStep, pool: list) -> _OffloadedStep:
+        return cls(**{f.name: getattr(step, f.name) for f in fields(step)}, pool=pool)
+
+    def build(self, text_column: str) -> Any:
+        return _RemoteScore(super().build(text_column), self.pool)
+
+
+def _worker_steps(config: PipelineConfig, packed: bytes, shipped: dict) -> list[BoundStep]:
+    """What every actor does first: storage settings, thread counts that follow the CPUs Ray
+    reserved for it, and the steps unpickled with their shipped models unpacked on this node."""
+    import ray
+
+    io.configure_storage(config.storage.s3_endpoint_url, config.storage.s3_region)
+    # Arrow's compute pool follows the CPUs Ray reserved for this actor, not the node's:
+    # N actors on N cores must not each start N threads.
+    cpus = max(1, int(round(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))))
+    pa.set_cpu_count(cpus)
+    # Likewise for libraries steps import in setup() (torch, numpy's BLAS).
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(var, str(cpus))
+    steps = _unpack_steps(packed, config)
+
+    from curate.models import materialise
+
+    for step in steps:
+        for name, (files, digest) in shipped.get(step.sid, {}).items():
+            files = ray.get(files) if isinstance(files, ray.ObjectRef) else files
+            local = materialise(
+                files, digest, os.path.basename(getattr(step.params, name).rstrip("/"))
+            )
+            setattr(step.params, name, local)
+    return steps
+
+
+def _setup_error(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, StepError | RunError) else f"{type(exc).__name__}: {exc}"
+
+
+def _unpack_steps(packed: bytes, config: PipelineConfig) -> list[BoundStep]:
+    """The steps, unpickled here so that a plugin this worker lacks is named, not a crash."""
+    from ray import cloudpickle
+
+    try:
+        return cloudpickle.loads(packed)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or "?"
+        sids = [
+            s.step_id
+            for s in config.steps
+            if s.use.split(":")[0].split(".")[0] == missing.split(".")[0]
+        ]
+        which = f"step '{sids[0]}' ({missing})" if sids else f"module '{missing}'"
+        raise RunError(
+            f"{which} cannot be imported on a Ray worker ({socket.gethostname()}): install "
+            "the plugin's package on every node, or ship it with the job: ray job submit "
+            "--working-dir DIR, or a runtime_env with py_modules or pip"
+        ) from exc
+
+
+@contextlib.contextmanager
+def ray_log() -> Iterator[str]:
+    """Send what Ray prints while it starts (its notices, its processes' output) to a log file,
+    not the user's terminal; yields the file's path."""
+    folder = os.path.join(tempfile.gettempdir(), "curate-logs")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"ray-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "ab") as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield path
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def machine_cpus() -> int:
+    """The CPUs this process may use (its affinity mask, not the host's core count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _resource(step: BoundStep, name: str) -> float:
+    return float(getattr(stages.resources(step), name))
+
+
+def _rotated(pools: dict[str, list[str]], start: int) -> dict[str, list[str]]:
+    """Each pool's actors, starting at the `start`-th (modulo the pool's size)."""
+    return {sid: [*p[start % len(p) :], *p[: start % len(p)]] for sid, p in pools.items()}
+
+
+def _call(fn: Callable[..., Any], item: Any, storage: tuple[str | None, str | None]) -> Any:
+    io.configure_storage(*storage)
+    return fn(item)
+
+
+def _check_reachable(address: str) -> None:
+    """Refuse an address nothing listens on within seconds (ray.init retries for minutes)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" and other forms: Ray resolves them
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as exc:
+        raise RunError(
+            f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}): start it, or "
+            "fix --ray-address (ray.address: local, auto or ray://host:port)"
+        ) from None
+
+
+class RayExecutor:
+    """Unit actors that run the chain, handed units as they free up, and a pool of GPU actors
+    per GPU filter, which scores the batches the unit actors send it."""
+
+    def __init__(
+        self,
+        config: PipelineConfig,
+        steps: list[BoundStep],
+        models: dict[str, dict[str, dict[str, str]]],
+        unit_args: dict,
+    ) -> None:
+        import ray
+
+        self.ray = ray
+        address = config.ray.address
+        self.owns_ray = not ray.is_initialized()
+        if self.owns_ray:
+            try:
+                if address == "local":
+                    os.environ.pop("RAY_ADDRESS", None)  # embedded means fresh, not a stale cluster
+                    # Workers import ad-hoc `module:Class` steps from where the driver runs.
+                    path = os.pathsep.join(
+                        p for p in (os.getcwd(), os.environ.get("PYTHONPATH")) if p
+                    )
+                    with ray_log() as self.log:
+                        ray.init(
+                            num_cpus=machine_cpus(),  # never more than the machine has
+                            include_dashboard=False,
+                            log_to_driver=False,
+                            configure_logging=False,
+                            runtime_env={"env_vars": {"PYTHONPATH": path}},
+                        )
+                else:
+                    _check_reachable(address)
+                    with ray_log() as self.log:
+                        ray.init(address=address, log_to_driver=False, configure_logging=False)
+            except RunError:
+                raise
+            except Exception as exc:  # ConnectionError, a timeout, a version mismatch, ...
+                where = "start an embedded Ray" if address == "local" else f"connect to {address}"
+                raise RunError(
+                    f"cannot {where}: {type(exc).__name__}: {exc}; check --ray-address "
+                    "(ray.address: local, auto or ray://host:port)"
+                ) from None
+            exits.restore_signal_handlers()  # ray.init replaced SIGTERM's with a bare exit
+        cluster = address != "local" or not self._single_node()
+        shipped: dict[str, dict[str, Any]] = {}
+        if cluster:  # local model paths must work on nodes that do not share this disk
+            for sid, fields in models.items():
+                shipped[sid] = {
+                    name: (ray.put(pack(info["path"])), info["sha256"])
+                    for name, info in fields.items()
+                }
+        # A GPU filter runs on a pool of its own; every other step in each unit actor, which
+        # reserves the most any of those needs (see curate.stages).
+        away = stages.offloaded(steps, unit_args.get("reused"))
+        chain = stages.chain_reservation(steps, away)
+        have = ray.cluster_resources()
+        sizes = {
+            s.sid: config.ray.gpu_workers
+            or max(1, int(have.get("GPU", 0) / len(away) // stages.resources(s).gpus))
+            for s in away
+        }
+        pooled = {
+            name: sum(sizes[s.sid] * getattr(stages.resources(s), attr) for s in away)
+            for name, attr in (("CPU", "cpus"), ("GPU", "gpus"))
+        }
+        workers = config.ray.workers or max(1, int(have.get("CPU", 1) - pooled["CPU"]))
+        self.layout = {"unit_actors": workers, **{f"{sid}_actors": n for sid, n in sizes.items()}}
+        self._check_fits(workers, chain, pooled, have, [s.sid for s in away])
+        # The steps travel inline (a few KB): an argument in the object store could be gone when
+        # an actor restarts after its node died (Ray issue #53727). The shipped models are too big
+        # for that, so the driver holds their refs for the whole run.
+        self._pinned = shipped
+        # SPREAD: one actor a node before doubling up, so a cluster's nodes all take units.
+        options = {"max_restarts": -1, "max_task_retries": 3, "scheduling_strategy": "SPREAD"}
+        pools: dict[str, list[str]] = {}  # step id -> its actors' names
+        self.pool_actors = []
+        run = uuid.uuid4().hex[:12]  # names unique to this run: one Ray may serve several
+        for step in away:
+            need = stages.resources(step)
+            packed_step = ray.cloudpickle.dumps([step])
+            pools[step.sid] = [f"curate-{run}-{step.sid}-{i}" for i in range(sizes[step.sid])]
+            for name in pools[step.sid]:
+                self.pool_actors.append(
+                    ray.remote(_StepActor)
+                    .options(name=name, num_cpus=need.cpus, num_gpus=need.gpus, **options)
+                    .remote(config, packed_step, {step.sid: shipped.get(step.sid, {})})
+                )
+        actor_cls = ray.remote(_UnitActor).options(
+            num_cpus=chain.cpus, num_gpus=chain.gpus, **options
+        )
+        packed = ray.cloudpickle.dumps(steps)
+        here = {sid: models for sid, models in shipped.items() if sid not in pools}
+        self.actors = [
+            # Each unit actor starts its round of a pool at another actor: the load spreads.
+            actor_cls.remote(config, packed, here, unit_args, _rotated(pools, i))
+            for i in range(workers)
+        ]
+        # No retry: an actor that dies setting up is reported, not restarted into the same crash.
+        everyone = self.pool_actors + self.actors
+        try:
+            ready = ray.get([a.ready.options(max_task_retries=0).remote() for a in everyone])
+        except ray.exceptions.RayActorError as exc:
+            self.close()
+            raise RunError(
+                "a Ray worker died setting up the steps "
+                f"({', '.join(s.sid for s in steps)}): a model file is probably truncated or "
+                f"corrupt, or setup ran out of memory ({type(exc).__name__})"
+            ) from None
+        errors = [e for e in ready if e]
+        if errors:
+            self.close()
+            raise RunError(errors[0])
+        # The actors hold the CPUs and sit idle while a global step decides: its tasks take no
+        # CPU reservation (else they would wait forever) and are throttled to `workers` at once.
+        self._call = ray.remote(num_cpus=0, max_retries=3)(_call)
+        self.workers = workers
+        self.storage = (config.storage.s3_endpoint_url, config.storage.s3_region)
+
+    def _check_fits(
+        self, workers: int, chain: Any, pooled: dict[str, float], have: dict, away: list[str]
+    ) -> None:
+        """Refuse a layout the cluster cannot hold: its actors would wait forever."""
+        for name, each in (("CPU", chain.cpus), ("GPU", chain.gpus)):
+            total = workers * each + pooled[name]
+            if total <= have.get(name, 0):
+                continue
+            said = [f"{workers} workers x {each:g} {name} each"] if each else []
+            if pooled[name]:
+                said.append(f"the pools of {', '.join(away)} {pooled[name]:g}")
+            self.close()
+            raise RunError(
+                f"{' and '.join(said)} need {total:g} {name}s but the Ray cluster has "
+                f"{have.get(name, 0):g}: lower --workers (or ray.gpu_workers), or the steps' "
+                "resources, or add nodes (the actors would wait forever)"
+            )
+
+    def _single_node(self) -> bool:
+        return len([n for n in self.ray.nodes() if n.get("Alive")]) <= 1
+
+    def run_units(
+        self, seg: int, units: list[io.WorkUnit], decision: Any
+    ) -> Iterator[dict[str, Any]]:
+        ray = self.ray
+        decision_ref = ray.put(decision) if decision is not None else None
+        queue = list(units)
+        in_flight: dict[Any, Any] = {}
+        free = list(self.actors)
+        while queue or in_flight:
+            while queue and free:
+                actor = free.pop(0)
+                in_flight[actor.process.remote(seg, queue.pop(0), decision_ref)] = actor
+            done, _ = ray.wait(list(in_flight), num_returns=1)
+            for ref in done:
+                free.append(in_flight.pop(ref))
+                try:
+                    yield ray.get(ref)
+                except ray.exceptions.RayTaskError as exc:
+                    # A user-facing error (bad input, a failing step) is re-raised as itself, so
+                    # the CLI prints its sentence and not the worker's traceback.
+                    cause = getattr(exc, "cause", None)
+                    if isinstance(cause, USER_ERRORS):
+                        raise cause from None
+                    raise exc.as_instanceof_cause() from None
+
+    def parallel_map(self, fn: Callable[..., Any], items: Iterable[Any]) -> list[Any]:
+        ray = self.ray
+        fn_ref = ray.put(fn)
+        refs: list[Any] = []
+        for item in items:
+            if len(refs) >= self.workers:
+                ray.wait(refs, num_returns=len(refs) - self.workers + 1)
+            refs.append(self._call.remote(fn_ref, item, self.storage))
+        return ray.get(refs)
+
+    def close(self) -> None:
+        for actor in getattr(self, "actors", []) + getattr(self, "pool_actors", []):
+            self.ray.kill(actor)
+        self.actors, self.pool_actors = [], []
+        if self.owns_ray:
+            self.ray.shutdown()

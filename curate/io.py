@@ -414,10 +414,12 @@ class AtomicParquetWriter:
         self._sink = self.fs.open_output_stream(self.tmp)
         self._writer = pq.ParquetWriter(self._sink, schema, compression=compression)
 
-    def write(self, table: pa.Table) -> None:
+    def write(self, table: pa.Table, row_group_size: int | None = None) -> None:
+        """Append rows; `row_group_size` caps a row group (default: pyarrow's, 1Mi rows)."""
         if table.num_rows:
             self._writer.write_table(
-                table.cast(self.schema) if table.schema != self.schema else table
+                table.cast(self.schema) if table.schema != self.schema else table,
+                row_group_size=row_group_size,
             )
 
     def commit(self) -> None:
@@ -460,7 +462,8 @@ class AtomicJsonlWriter:
             else None
         )
 
-    def write(self, table: pa.Table) -> None:
+    def write(self, table: pa.Table, row_group_size: int | None = None) -> None:
+        """Append rows (JSON Lines has no row groups: `row_group_size` is ignored)."""
         if not table.num_rows:
             return
         lines = "".join(

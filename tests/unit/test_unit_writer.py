@@ -142,3 +142,15 @@ def test_the_same_rows_give_the_same_bytes(tmp_path):
         files = writer.commit()
         outputs.append({k: open(v, "rb").read() for k, v in files.items()})
     assert outputs[0] == outputs[1]
+
+
+def test_a_writer_that_cannot_start_leaves_no_temporary(tmp_path, monkeypatch):
+    def full_disk(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(io.pq, "ParquetWriter", full_disk)
+    writer = parquet_writer(tmp_path / "f.parquet")
+    with pytest.raises(OSError, match="No space left"):
+        writer.write(rows(0, 3))
+    writer.abort()
+    assert every_file(tmp_path) == []

@@ -163,7 +163,12 @@ def run(
             f"{total.get('wall_seconds', 0):.1f}s{note}, of which "
             f"{total.get('startup_seconds', 0):.1f}s starting up ("
             + ("Ray start and " if total.get("executor") == "ray" else "in process: ")
-            + f"model loading); kept rows in {out}/data, rejected with reasons in {out}/rejected"
+            + (
+                f"model loading); kept rows in {out}/data, rejected with reasons in {out}/rejected"
+                if total["kept"]
+                else f"model loading); nothing was kept (data/ holds no file): every document is "
+                f"in {out}/rejected with its reason"
+            )
         )
     console.print(f"next: curate inspect {out} --html report.html   (what was removed and why)")
 

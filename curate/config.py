@@ -76,6 +76,12 @@ class OutputConfig(_Strict):
     record_changes: bool = Field(
         False, description="Mappers also write the spans they removed: column <step id>_removed."
     )
+    row_group_rows: int = Field(
+        65_536,
+        gt=0,
+        description="Most rows per Parquet row group in data/, rejected/ and the sidecars (a "
+        "group also closes at 128 MB). A unit with no row to write writes no file.",
+    )
 
     @field_validator("compression")
     @classmethod

@@ -395,6 +395,18 @@ def attempt_name(path: str) -> str:
     return os.path.join(head, f"{stem}.a{uuid.uuid4().hex[:12]}{dot}{ext}")
 
 
+def _discard(fs: pafs.FileSystem, sink: pa.NativeFile, tmp: str) -> None:
+    """Close and delete a temporary whose writer could not start."""
+    try:
+        sink.close()
+    except OSError:
+        pass
+    try:
+        fs.delete_file(tmp)
+    except OSError:
+        pass
+
+
 class AtomicParquetWriter:
     """Writes a Parquet file under a temporary name; `commit` renames it into place."""
 
@@ -412,12 +424,18 @@ class AtomicParquetWriter:
         self.uri = scheme + self.path  # where the file is once committed: manifests name it
         self.schema = schema
         self._sink = self.fs.open_output_stream(self.tmp)
-        self._writer = pq.ParquetWriter(self._sink, schema, compression=compression)
+        try:  # the header's first bytes can already meet a full disk: leave no temporary
+            self._writer = pq.ParquetWriter(self._sink, schema, compression=compression)
+        except BaseException:
+            _discard(self.fs, self._sink, self.tmp)
+            raise
 
-    def write(self, table: pa.Table) -> None:
+    def write(self, table: pa.Table, row_group_size: int | None = None) -> None:
+        """Append rows; `row_group_size` caps a row group (default: pyarrow's, 1Mi rows)."""
         if table.num_rows:
             self._writer.write_table(
-                table.cast(self.schema) if table.schema != self.schema else table
+                table.cast(self.schema) if table.schema != self.schema else table,
+                row_group_size=row_group_size,
             )
 
     def commit(self) -> None:
@@ -454,13 +472,18 @@ class AtomicJsonlWriter:
         self.uri = scheme + self.path
         self.schema = schema
         self._sink = self.fs.open_output_stream(self.tmp)
-        self._gzip = (
-            gzip.GzipFile(fileobj=self._sink, mode="wb", mtime=0, filename="")
-            if self.path.endswith(".gz")
-            else None
-        )
+        try:  # gzip writes its header at once
+            self._gzip = (
+                gzip.GzipFile(fileobj=self._sink, mode="wb", mtime=0, filename="")
+                if self.path.endswith(".gz")
+                else None
+            )
+        except BaseException:
+            _discard(self.fs, self._sink, self.tmp)
+            raise
 
-    def write(self, table: pa.Table) -> None:
+    def write(self, table: pa.Table, row_group_size: int | None = None) -> None:
+        """Append rows (JSON Lines has no row groups: `row_group_size` is ignored)."""
         if not table.num_rows:
             return
         lines = "".join(

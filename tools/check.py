@@ -210,6 +210,8 @@ def _rate(x: float) -> str:
 def check_schema(out: Output, wanted: dict[str, str | None]) -> list[Result]:
     schema = out.kept_schema()
     types = {f.name: str(f.type) for f in schema}
+    # A unit that keeps nothing writes no data file: with none kept at all, there is no schema.
+    nothing_kept = not out.stats["total"].get("kept") and not schema.names
     results = []
     for col, typ in wanted.items():
         want = TYPE_ALIASES.get(typ, typ) if typ else None
@@ -225,7 +227,9 @@ def check_schema(out: Output, wanted: dict[str, str | None]) -> list[Result]:
                 ""
                 if ok
                 else (
-                    f"column '{col}' is missing from the kept data"
+                    f"column '{col}' cannot be checked: no document was kept (data/ holds no file)"
+                    if nothing_kept
+                    else f"column '{col}' is missing from the kept data"
                     if got is None
                     else f"column '{col}' has type {got}, expected {want}"
                 ),

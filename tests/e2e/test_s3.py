@@ -109,6 +109,8 @@ def _s3_files(uri: str) -> dict[str, bytes]:
             manifest = json.loads(f.read())
         kinds = ["rejected"] + (["data"] if manifest["final"] else [])
         for kind in kinds:
+            if kind not in manifest["files"]:  # a unit writes no file it would leave empty
+                continue
             key = manifest["files"][kind][len("s3://") :]
             published.add(key)
             with fs.open_input_stream(key) as f:

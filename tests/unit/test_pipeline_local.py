@@ -93,7 +93,11 @@ def test_global_step_splits_segments_and_keeps_smallest_id(tmp_path):
     kept = pq.read_table(out / "data").to_pylist()
     assert [r["id"] for r in kept] == ["s1-2"]
     assert kept[0]["dedup_cluster_size"] == 1
-    assert "__curate_row_id" not in pq.read_schema(out / "data" / "part-00000.parquet").names
+    # shard-0 keeps nothing after `after`: no data file, its manifest still counts its rows
+    assert not (out / "data" / "part-00000.parquet").exists()
+    manifest = json.loads((out / "_manifest" / "s1-part-00000.json").read_text())
+    assert (manifest["kept"], manifest["rejected"], "data" in manifest["files"]) == (0, 3, False)
+    assert "__curate_row_id" not in pq.read_schema(out / "data" / "part-00001.parquet").names
     assert not any((out / "_segments" / "s0").iterdir())
 
 

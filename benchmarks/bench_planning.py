@@ -17,7 +17,6 @@ saving is larger there; `--latency-ms` adds such a wait to every request the dri
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 import tempfile
@@ -32,7 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from curate import runner  # noqa: E402
 from curate.config import PipelineConfig  # noqa: E402
-from tests.storage_doubles import recording  # noqa: E402
+from tests.storage_doubles import Phases, recording  # noqa: E402
 
 SAMPLE = REPO / "examples" / "quickstart" / "data"
 
@@ -47,76 +46,6 @@ def tiny_corpus(folder: Path, shards: int, rows: int = 4) -> Path:
         start = (s * rows) % (table.num_rows - rows)
         pq.write_table(table.slice(start, rows), folder / f"part-{s:05d}.parquet")
     return folder
-
-
-def _executor_class():
-    for module in ("curate.executors", "curate.runner"):
-        with contextlib.suppress(ImportError, AttributeError):
-            return __import__(module, fromlist=["LocalExecutor"]).LocalExecutor
-    raise SystemExit("no LocalExecutor found")
-
-
-class Phases:
-    """Splits counts between the driver and the units it hands out, and times planning."""
-
-    def __init__(self, recorder) -> None:
-        self.recorder = recorder
-        self.in_units = {"counts": {}, "footers": {}}
-        self.first_unit: float | None = None
-
-    @contextlib.contextmanager
-    def installed(self):
-        cls = _executor_class()
-        real_run, real_map = cls.run_units, cls.parallel_map
-        phases = self
-
-        def run_units(self, seg, units, decision):
-            yield from phases._units(real_run(self, seg, units, decision))
-
-        def parallel_map(self, fn, items):
-            with phases._unit_work():
-                return real_map(self, fn, items)
-
-        cls.run_units, cls.parallel_map = run_units, parallel_map
-        try:
-            yield self
-        finally:
-            cls.run_units, cls.parallel_map = real_run, real_map
-
-    def _units(self, summaries):
-        iterator = iter(summaries)
-        while True:
-            if self.first_unit is None:
-                self.first_unit = time.perf_counter()
-                # Planning is over: the units run at disk speed (only the driver is measured).
-                self.recorder.handler.latency_s = 0.0
-            with self._unit_work():
-                try:
-                    summary = next(iterator)
-                except StopIteration:
-                    return
-            yield summary
-
-    @contextlib.contextmanager
-    def _unit_work(self):
-        before = (self.recorder.counts.copy(), self.recorder.footers.copy())
-        try:
-            yield
-        finally:
-            for name, now, then in (
-                ("counts", self.recorder.counts, before[0]),
-                ("footers", self.recorder.footers, before[1]),
-            ):
-                into = self.in_units[name]
-                for key, n in now.items():
-                    if n - then.get(key, 0):
-                        into[key] = into.get(key, 0) + n - then.get(key, 0)
-
-    def split(self, name: str) -> tuple[dict, dict]:
-        everything = getattr(self.recorder, name)
-        units = self.in_units[name]
-        driver = {k: n - units.get(k, 0) for k, n in everything.items() if n - units.get(k, 0)}
-        return driver, units
 
 
 def _summary(counts: dict, footers: dict, shards: int) -> dict:

@@ -867,7 +867,9 @@ def _check_ids(
     record = io.read_json(record_uri) if io.exists(record_uri) else None
     if not isinstance(record, dict) or record.get("run") != plan["run_key"]:
         workdir = io.join(layout.root, "_ids", "work")
-        counts = idcheck.check_ids(shards, column, workdir, executor.parallel_map)
+        counts = idcheck.check_ids(
+            shards, column, workdir, executor.parallel_map, config.storage.retries
+        )
         ownership.remove_owned(layout.root, under="_ids/work/")
         record = {"run": plan["run_key"], **counts}
         io.write_json_atomic(record_uri, record)

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -32,24 +33,37 @@ class CountingHandler(pafs.FileSystemHandler):
         fail_glob: str | None = None,
         fail_times: int = 0,
         latency_s: float = 0.0,
+        fail_skip: int = 0,
+        fail_after_reads: int | None = None,
+        fail_ops: tuple[str, ...] = ("open", "read"),
     ) -> None:
         self.base = base
+        self.fail_ops = fail_ops
         self.counts = counts
         self.fail_glob = fail_glob
         self.fail_left = fail_times
+        self.skip_left = fail_skip  # matching opens that succeed before the failures start
+        self.fail_after_reads = fail_after_reads  # fail mid-file instead of at open
         self.latency_s = latency_s
         self._lock = threading.Lock()  # the driver reads from a thread pool
         self.last = threading.local()  # the path this thread opened last (for footer counts)
 
-    def _note(self, op: str, path: str) -> None:
+    def _note(self, op: str, path: str) -> bool:
+        """Count the call; raise (or, mid-file, return True) if it is one that should fail."""
         with self._lock:
             self.counts[(op, path)] += 1
-            failing = op in ("open", "read") and self.fail_glob and self.fail_left
+            failing = op in self.fail_ops and self.fail_glob and self.fail_left
             if failing and fnmatch.fnmatch(path, self.fail_glob):
-                self.fail_left -= 1
-                raise OSError(errno.EAGAIN, SLOW_DOWN)
+                if self.skip_left:
+                    self.skip_left -= 1
+                else:
+                    self.fail_left -= 1
+                    if self.fail_after_reads is None:
+                        raise OSError(errno.EAGAIN, SLOW_DOWN)
+                    return True
         if self.latency_s:
             time.sleep(self.latency_s)  # outside the lock: requests overlap as on a store
+        return False
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, CountingHandler) and other.base.equals(self.base)
@@ -88,6 +102,7 @@ class CountingHandler(pafs.FileSystemHandler):
         self.base.delete_file(path)
 
     def move(self, src: str, dest: str) -> None:
+        self._note("move", dest)  # a commit: the temporary renamed into place
         self.base.move(src, dest)
 
     def copy_file(self, src: str, dest: str) -> None:
@@ -98,15 +113,52 @@ class CountingHandler(pafs.FileSystemHandler):
         return self.base.open_input_stream(path)
 
     def open_input_file(self, path: str) -> Any:
-        self._note("open", path)
+        fails = self._note("open", path)
         self.last.path = path
-        return self.base.open_input_file(path)
+        real = self.base.open_input_file(path)
+        return pa.PythonFile(_BreaksMidway(real, self.fail_after_reads), "r") if fails else real
 
     def open_output_stream(self, path: str, metadata: dict | None = None) -> Any:
         return self.base.open_output_stream(path, metadata=metadata)
 
     def open_append_stream(self, path: str, metadata: dict | None = None) -> Any:
         return self.base.open_append_stream(path, metadata=metadata)
+
+
+class _BreaksMidway:
+    """A readable file whose reads fail with a 503 after `ok_reads` of them succeeded."""
+
+    def __init__(self, real: Any, ok_reads: int) -> None:
+        self.real, self.ok_reads = real, ok_reads
+        self.closed = False
+
+    def read(self, n: int = -1) -> bytes:
+        if self.ok_reads <= 0:
+            raise OSError(errno.ECONNRESET, SLOW_DOWN)
+        self.ok_reads -= 1
+        return self.real.read(n) if n >= 0 else self.real.read()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.real.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.real.tell()
+
+    def size(self) -> int:
+        return self.real.size()
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.closed = True
+        self.real.close()
 
 
 class Recorder:
@@ -128,13 +180,25 @@ class Recorder:
 
 @contextlib.contextmanager
 def recording(
-    fail_glob: str | None = None, fail_times: int = 0, latency_s: float = 0.0
+    fail_glob: str | None = None,
+    fail_times: int = 0,
+    latency_s: float = 0.0,
+    fail_skip: int = 0,
+    fail_after_reads: int | None = None,
+    fail_ops: tuple[str, ...] = ("open", "read"),
 ) -> Iterator[Recorder]:
     """Route every local path `curate.io` opens through a CountingHandler (in this process:
     use `--executor local`); footer reads are counted at `pyarrow.parquet.ParquetFile`."""
     recorder = Recorder()
     handler = CountingHandler(
-        pafs.LocalFileSystem(), recorder.counts, fail_glob, fail_times, latency_s
+        pafs.LocalFileSystem(),
+        recorder.counts,
+        fail_glob,
+        fail_times,
+        latency_s,
+        fail_skip,
+        fail_after_reads,
+        fail_ops,
     )
     recorder.handler = handler
     counting = pafs.PyFileSystem(handler)
@@ -159,3 +223,73 @@ def recording(
     finally:
         io.filesystem = real_filesystem
         pq.ParquetFile.__init__ = real_init
+
+
+def _executor_class():
+    for module in ("curate.executors", "curate.runner"):
+        with contextlib.suppress(ImportError, AttributeError):
+            return __import__(module, fromlist=["LocalExecutor"]).LocalExecutor
+    raise SystemExit("no LocalExecutor found")
+
+
+class Phases:
+    """Splits counts between the driver and the units it hands out, and times planning."""
+
+    def __init__(self, recorder) -> None:
+        self.recorder = recorder
+        self.in_units = {"counts": {}, "footers": {}}
+        self.first_unit: float | None = None
+
+    @contextlib.contextmanager
+    def installed(self):
+        cls = _executor_class()
+        real_run, real_map = cls.run_units, cls.parallel_map
+        phases = self
+
+        def run_units(self, seg, units, decision):
+            yield from phases._units(real_run(self, seg, units, decision))
+
+        def parallel_map(self, fn, items):
+            with phases._unit_work():
+                return real_map(self, fn, items)
+
+        cls.run_units, cls.parallel_map = run_units, parallel_map
+        try:
+            yield self
+        finally:
+            cls.run_units, cls.parallel_map = real_run, real_map
+
+    def _units(self, summaries):
+        iterator = iter(summaries)
+        while True:
+            if self.first_unit is None:
+                self.first_unit = time.perf_counter()
+                # Planning is over: the units run at disk speed (only the driver is measured).
+                self.recorder.handler.latency_s = 0.0
+            with self._unit_work():
+                try:
+                    summary = next(iterator)
+                except StopIteration:
+                    return
+            yield summary
+
+    @contextlib.contextmanager
+    def _unit_work(self):
+        before = (self.recorder.counts.copy(), self.recorder.footers.copy())
+        try:
+            yield
+        finally:
+            for name, now, then in (
+                ("counts", self.recorder.counts, before[0]),
+                ("footers", self.recorder.footers, before[1]),
+            ):
+                into = self.in_units[name]
+                for key, n in now.items():
+                    if n - then.get(key, 0):
+                        into[key] = into.get(key, 0) + n - then.get(key, 0)
+
+    def split(self, name: str) -> tuple[dict, dict]:
+        everything = getattr(self.recorder, name)
+        units = self.in_units[name]
+        driver = {k: n - units.get(k, 0) for k, n in everything.items() if n - units.get(k, 0)}
+        return driver, units

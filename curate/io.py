@@ -188,7 +188,7 @@ class Footers:
     def __init__(self, policy: retry.Policy = retry.Policy()) -> None:
         self.policy = policy
         self._found: dict[str, Footer] = {}
-        self._schemas: dict[pa.Schema, pa.Schema] = {}  # shards share schemas: keep one each
+        self._schemas: dict[bytes, pa.Schema] = {}  # shards share schemas: keep one of each
         self.reads = 0
 
     def load(self, uris: Iterable[str]) -> None:
@@ -208,7 +208,9 @@ class Footers:
     def _read(self, uri: str) -> Footer:
         footer = retry.call(lambda: _read_footer(uri), uri, self.policy)
         self.reads += 1  # (a lost update under threads would only undercount a statistic)
-        schema = self._schemas.setdefault(footer.schema, footer.schema)
+        # Keyed by the serialised schema, metadata included (Schema's == ignores metadata).
+        key = footer.schema.serialize().to_pybytes()
+        schema = self._schemas.setdefault(key, footer.schema)
         return Footer(footer.num_rows, footer.row_group_rows, schema)
 
 
@@ -244,11 +246,12 @@ def discover(
     found: list[tuple[str, str]] = []
     for pattern in patterns:
         passed: list[tuple[str, str]] = []
-        matches = retry.call(
-            lambda pattern=pattern, passed=passed: _expand(pattern, wanted_format, passed),
-            f"input path {pattern}",
-            footers.policy,
-        )
+
+        def expand(pattern: str = pattern, passed: list = passed) -> list[tuple[str, str]]:
+            passed.clear()  # a retried listing starts afresh
+            return _expand(pattern, wanted_format, passed)
+
+        matches = retry.call(expand, f"input path {pattern}", footers.policy)
         if not matches:
             why = (
                 f": {len(passed)} files skipped, e.g. {passed[0][0]} ({passed[0][1]}); {KNOWN}"
@@ -371,15 +374,35 @@ def unit_schema(unit: WorkUnit) -> pa.Schema | None:
     return None
 
 
-def read_unit(
+def open_unit(
     unit: WorkUnit, batch_size: int, columns: list[str] | None = None
+) -> tuple[pa.Schema | None, Iterator[pa.RecordBatch]]:
+    """`unit_schema` and `read_unit` from one open of the unit's file: one footer read (and on
+    an object store one HEAD) where calling both makes two."""
+    if unit.shard.format != "parquet":
+        return None, read_unit(unit, batch_size, columns)
+    try:
+        pf = _open_parquet(unit.shard.uri)
+        schema = pf.schema_arrow
+    except (pa.ArrowInvalid, OSError) as exc:
+        if retry.is_transient(exc):  # a store's hiccup, not bad input: the unit is retried
+            raise
+        raise InputError(f"{unit.describe()}: cannot read: {exc}") from exc
+    return schema, read_unit(unit, batch_size, columns, opened=pf)
+
+
+def read_unit(
+    unit: WorkUnit,
+    batch_size: int,
+    columns: list[str] | None = None,
+    opened: pq.ParquetFile | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Stream a unit's record batches (all columns, or only `columns` where present); memory
-    does not grow with the shard's size."""
+    does not grow with the shard's size. `opened`: its Parquet file, already open."""
     uri = unit.shard.uri
     try:
         if unit.shard.format == "parquet":
-            pf = _open_parquet(uri)
+            pf = opened if opened is not None else _open_parquet(uri)
             groups = list(unit.row_groups) if unit.row_groups is not None else None
             if columns is not None:
                 columns = [c for c in columns if c in pf.schema_arrow.names]

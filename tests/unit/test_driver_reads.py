@@ -100,3 +100,16 @@ def test_an_unreadable_footer_is_named_in_input_order(tmp_path):
         (inp / bad).write_bytes(b"not parquet at all")
     with pytest.raises(io.InputError, match="shard-2.parquet: not a readable Parquet file"):
         io.discover(str(inp))
+
+
+def test_open_unit_reads_the_footer_once_and_gives_what_the_two_calls_give(tmp_path):
+    inp = _corpus(tmp_path)
+    units = io.plan_units(io.discover(str(inp)), 16)
+    unit = units[4]  # shard 1, row groups 2-3
+    with recording() as recorder:
+        schema, batches = io.open_unit(unit, 8)
+        got = [b.to_pydict() for b in batches]
+    assert recorder.footers == {str(inp / "shard-1.parquet"): 1}
+    assert schema == io.unit_schema(unit)
+    assert got == [b.to_pydict() for b in io.read_unit(unit, 8)]
+    assert [r for b in got for r in b["id"]] == [f"s1-{i}" for i in range(16, 32)]

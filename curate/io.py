@@ -324,6 +324,12 @@ def _file_stats(
     slices in parallel (on an object store each file is a request of its own)."""
     if not uris:
         return []
+    fs, _ = filesystem(uris[0])
+    if fs.type_name == "local" and all("://" not in u for u in uris):
+        # Local disk: one call stats them all in C++, faster than any pool of threads.
+        paths = [os.path.abspath(u) for u in uris]
+        infos = retry.call(lambda: fs.get_file_info(paths), "input files", policy)
+        return [(i.size, i.mtime_ns) for i in infos]
     size = max(1, -(-len(uris) // IO_THREADS))
     slices = [uris[i : i + size] for i in range(0, len(uris), size)]
 

@@ -225,7 +225,7 @@ def recording(
         pq.ParquetFile.__init__ = real_init
 
 
-def _executor_class():
+def executor_class() -> type:
     for module in ("curate.executors", "curate.runner"):
         with contextlib.suppress(ImportError, AttributeError):
             return __import__(module, fromlist=["LocalExecutor"]).LocalExecutor
@@ -242,7 +242,7 @@ class Phases:
 
     @contextlib.contextmanager
     def installed(self):
-        cls = _executor_class()
+        cls = executor_class()
         real_run, real_map = cls.run_units, cls.parallel_map
         phases = self
 

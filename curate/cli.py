@@ -66,9 +66,18 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from curate.ownership import OwnershipError
     from curate.plugins import PluginError
     from curate.process import StepError
+    from curate.retry import RetriesExhausted
     from curate.runner import RunError
 
-    return (ConfigError, InputError, OwnershipError, PluginError, StepError, RunError)
+    return (
+        ConfigError,
+        InputError,
+        OwnershipError,
+        PluginError,
+        StepError,
+        RunError,
+        RetriesExhausted,
+    )
 
 
 PROGRESS_MODES = ("auto", "live", "plain")

@@ -120,6 +120,12 @@ class StorageConfig(_Strict):
         "AWS. Credentials come from the standard AWS_* variables, never from the config.",
     )
     s3_region: str | None = Field(None, description="S3 region; default: AWS_DEFAULT_REGION.")
+    retries: int = Field(
+        5,
+        ge=1,
+        description="Attempts per storage read and per work unit when the store answers with a "
+        "transient error (503 SlowDown, a timeout, a reset connection); other errors fail at once.",
+    )
 
 
 class StepConfig(_Strict):

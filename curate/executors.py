@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from curate import exits, io, ownership, stages
+from curate import exits, io, ownership, retry, stages
 from curate.config import ConfigError, PipelineConfig
 from curate.models import pack
 from curate.process import BoundStep, StepError, UnitProcessor
@@ -39,7 +39,9 @@ class LocalExecutor:
         self, seg: int, units: list[io.WorkUnit], decision: Any
     ) -> Iterator[dict[str, Any]]:
         for unit in units:
-            yield self.processor.process(seg, unit, decision)
+            yield retry.unit(
+                self.processor.process, seg, unit, decision, self.processor.config.storage.retries
+            )
 
     def parallel_map(self, fn: Callable[..., Any], items: Iterable[Any]) -> list[Any]:
         return [fn(item) for item in items]
@@ -91,7 +93,9 @@ class _UnitActor:
 
     def process(self, seg: int, unit: io.WorkUnit, decision: Any) -> dict[str, Any]:
         self.processor = self.processor or self._setup()
-        return self.processor.process(seg, unit, decision)
+        return retry.unit(
+            self.processor.process, seg, unit, decision, self.processor.config.storage.retries
+        )
 
 
 class _StepActor:

@@ -10,6 +10,7 @@ hashes of different ids (about n^2 / 2^65 pairs: 0.03 at 1e9 ids) would count as
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import xxhash
 
-from curate import io
+from curate import io, retry
 
 ROW_GROUP = 65_536
 IDS_PER_RANGE = 8_000_000
@@ -90,17 +91,31 @@ def count_range(task: tuple[list[str], int, int]) -> dict[str, Any]:
     return {"repeated": repeated, "examples": examples}
 
 
+def _retried(task_fn: Callable, attempts: int, task: tuple) -> dict[str, Any]:
+    """A task again on a store's hiccup: each rewrites its own work file whole, so a retry
+    is harmless."""
+    what = f"id check of {task[0].uri}" if isinstance(task[0], io.Shard) else "id check"
+    return retry.call(lambda: task_fn(task), what, retry.Policy(attempts=attempts))
+
+
 def check_ids(
-    shards: list[io.Shard], id_column: str, workdir: str, parallel_map: Callable
+    shards: list[io.Shard],
+    id_column: str,
+    workdir: str,
+    parallel_map: Callable,
+    attempts: int = retry.Policy().attempts,
 ) -> dict[str, Any]:
     """Null and repeated ids over the whole input (repeats counted beyond each first one)."""
     tasks = [(s, id_column, io.join(workdir, f"ids-{s.index:06d}.parquet")) for s in shards]
-    written = parallel_map(scatter_ids, tasks)
+    written = parallel_map(functools.partial(_retried, scatter_ids, attempts), tasks)
     total = sum(w["rows"] for w in written)
     ranges = max(1, math.ceil(total / IDS_PER_RANGE))
     bounds = [i * 2**64 // ranges for i in range(ranges + 1)]
     files = [w["file"] for w in written if w["rows"]]
-    counted = parallel_map(count_range, [(files, bounds[i], bounds[i + 1]) for i in range(ranges)])
+    counted = parallel_map(
+        functools.partial(_retried, count_range, attempts),
+        [(files, bounds[i], bounds[i + 1]) for i in range(ranges)],
+    )
     examples = [e for c in counted for e in c["examples"]][:EXAMPLES]
     return {
         "null_id": sum(w["nulls"] for w in written),

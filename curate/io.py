@@ -9,9 +9,11 @@ import gzip
 import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -21,9 +23,17 @@ import pyarrow.fs as pafs
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
+from curate import retry
+
 ROW_BITS = 40  # dense row id = shard index << 40 | row in shard: 1e12 rows a shard, 8M shards
 DERIVED_ID = "curate_id"
 ROW_ID = "__curate_row_id"
+# Threads for the driver's storage calls: pyarrow's filesystems release the GIL, and an object
+# store answers each request in tens of milliseconds, so many small reads overlap well.
+IO_THREADS = 32
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class InputError(ValueError):
@@ -151,22 +161,97 @@ def _expand(
     return [(scheme + path, os.path.dirname(path))]
 
 
+def map_io(fn: Callable[[T], R], items: Iterable[T], threads: int = IO_THREADS) -> list[R]:
+    """`fn` over `items` on a thread pool sized for I/O: results in the order of `items`, and
+    of several failures the first in that order is raised (the same error on every run)."""
+    items = list(items)
+    if len(items) <= 1:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(min(threads, len(items)), thread_name_prefix="curate-io") as pool:
+        return list(pool.map(fn, items))
+
+
+@dataclass(frozen=True)
+class Footer:
+    """What the driver needs of a Parquet footer: rows, rows per row group, the Arrow schema."""
+
+    num_rows: int
+    row_group_rows: tuple[int, ...]
+    schema: pa.Schema
+
+
+class Footers:
+    """The Parquet footers of one run's input, each read once and in parallel, then handed to
+    every check that needs one. Made per run and passed down: nothing outlives the run, and a
+    file changed between two runs is read afresh by the next."""
+
+    def __init__(self, policy: retry.Policy = retry.Policy()) -> None:
+        self.policy = policy
+        self._found: dict[str, Footer] = {}
+        self._schemas: dict[bytes, pa.Schema] = {}  # shards share schemas: keep one of each
+        self.reads = 0
+
+    def load(self, uris: Iterable[str]) -> None:
+        """Read the footers not read yet, in parallel; an unreadable one is an InputError."""
+        missing = [u for u in dict.fromkeys(uris) if u not in self._found]
+        for uri, footer in zip(missing, map_io(self._read, missing), strict=True):
+            self._found[uri] = footer
+
+    def get(self, uri: str) -> Footer:
+        if uri not in self._found:
+            self.load([uri])
+        return self._found[uri]
+
+    def schema(self, uri: str) -> pa.Schema:
+        return self.get(uri).schema
+
+    def _read(self, uri: str) -> Footer:
+        footer = retry.call(lambda: _read_footer(uri), uri, self.policy)
+        self.reads += 1  # (a lost update under threads would only undercount a statistic)
+        # Keyed by the serialised schema, metadata included (Schema's == ignores metadata).
+        key = footer.schema.serialize().to_pybytes()
+        schema = self._schemas.setdefault(key, footer.schema)
+        return Footer(footer.num_rows, footer.row_group_rows, schema)
+
+
+def _read_footer(uri: str) -> Footer:
+    fs, path = filesystem(uri)
+    try:
+        with fs.open_input_file(path) as f:
+            pf = pq.ParquetFile(f)
+            meta = pf.metadata
+            groups = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
+            return Footer(meta.num_rows, groups, pf.schema_arrow)
+    except Exception as exc:
+        if retry.is_transient(exc):
+            raise
+        raise InputError(f"{uri}: not a readable Parquet file ({exc})") from exc
+
+
 def discover(
     paths: str | list[str],
     wanted_format: str = "auto",
     exclude: str | None = None,
     skipped: list[tuple[str, str]] | None = None,
+    footers: Footers | None = None,
 ) -> list[Shard]:
     """Every input shard, sorted by name, with Parquet footers read (a corrupt one fails here).
 
     Files under `exclude` (the run's output folder) are skipped, so an output written inside the
-    input folder is never read back as input.
+    input folder is never read back as input. Sizes, times and footers are read in parallel,
+    each once; pass `footers` to keep them for the rest of the run.
     """
+    footers = footers if footers is not None else Footers()
     patterns = [paths] if isinstance(paths, str) else list(paths)
     found: list[tuple[str, str]] = []
     for pattern in patterns:
         passed: list[tuple[str, str]] = []
-        matches = _expand(pattern, wanted_format, passed)
+
+        def expand(pattern: str = pattern, passed: list = passed) -> list[tuple[str, str]]:
+            passed.clear()  # a retried listing starts afresh
+            return _expand(pattern, wanted_format, passed)
+
+        matches = retry.call(expand, f"input path {pattern}", footers.policy)
         if not matches:
             why = (
                 f": {len(passed)} files skipped, e.g. {passed[0][0]} ({passed[0][1]}); {KNOWN}"
@@ -186,20 +271,21 @@ def discover(
     skip = exclude.rstrip("/") + "/" if exclude else None
     found = [(u, b) for u, b in found if not (skip and u.startswith(skip))]
     relpaths = _relative_names(found)
-    stats = _file_stats([u for u, _ in found])
-    shards = []
-    for (uri, _), relpath, (size, mtime_ns) in zip(found, relpaths, stats, strict=True):
+    formats = []
+    for uri, _ in found:
         fmt = _format_of(uri, wanted_format)
         if fmt is None:
             raise InputError(f"{uri}: unknown file type; {KNOWN}")
+        formats.append(fmt)
+    uris = [u for u, _ in found]
+    stats = _file_stats(uris, footers.policy)
+    footers.load(u for u, fmt in zip(uris, formats, strict=True) if fmt == "parquet")
+    shards = []
+    for uri, relpath, fmt, (size, mtime_ns) in zip(uris, relpaths, formats, stats, strict=True):
         num_rows, groups = None, ()
         if fmt == "parquet":
-            try:
-                meta = _open_parquet(uri).metadata
-            except Exception as exc:
-                raise InputError(f"{uri}: not a readable Parquet file ({exc})") from exc
-            groups = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
-            num_rows = meta.num_rows
+            footer = footers.get(uri)
+            num_rows, groups = footer.num_rows, footer.row_group_rows
         shards.append(Shard(len(shards), uri, relpath, fmt, num_rows, groups, size, mtime_ns))
     return shards
 
@@ -231,18 +317,31 @@ def _relative_names(found: list[tuple[str, str]]) -> list[str]:
     return names
 
 
-def _file_stats(uris: list[str]) -> list[tuple[int | None, int | None]]:
-    """Size and modification time of every input file, one listing call per filesystem."""
-    out: dict[str, tuple[int | None, int | None]] = {}
-    by_fs: dict[str, list[str]] = {}
-    for uri in uris:
-        by_fs.setdefault(uri.split("://", 1)[0] if "://" in uri else "", []).append(uri)
-    for group in by_fs.values():
-        fs, _ = filesystem(group[0])
-        infos = fs.get_file_info([filesystem(u)[1] for u in group])
-        for uri, info in zip(group, infos, strict=True):
-            out[uri] = (info.size, info.mtime_ns)
-    return [out[u] for u in uris]
+def _file_stats(
+    uris: list[str], policy: retry.Policy = retry.Policy()
+) -> list[tuple[int | None, int | None]]:
+    """Size and modification time of every input file: one call per slice of files, the
+    slices in parallel (on an object store each file is a request of its own)."""
+    if not uris:
+        return []
+    fs, _ = filesystem(uris[0])
+    if fs.type_name == "local" and all("://" not in u for u in uris):
+        # Local disk: one call stats them all in C++, faster than any pool of threads.
+        paths = [os.path.abspath(u) for u in uris]
+        infos = retry.call(lambda: fs.get_file_info(paths), "input files", policy)
+        return [(i.size, i.mtime_ns) for i in infos]
+    size = max(1, -(-len(uris) // IO_THREADS))
+    slices = [uris[i : i + size] for i in range(0, len(uris), size)]
+
+    def stat(group: list[str]) -> list[tuple[int | None, int | None]]:
+        out: list[tuple[int | None, int | None]] = []
+        for uri in group:
+            fs, path = filesystem(uri)
+            info = retry.call(lambda fs=fs, path=path: fs.get_file_info(path), uri, policy)
+            out.append((info.size, info.mtime_ns))
+        return out
+
+    return [stamp for part in map_io(stat, slices) for stamp in part]
 
 
 def _open_parquet(uri: str) -> pq.ParquetFile:
@@ -275,19 +374,41 @@ def unit_schema(unit: WorkUnit) -> pa.Schema | None:
         try:
             return _open_parquet(unit.shard.uri).schema_arrow
         except (pa.ArrowInvalid, OSError) as exc:  # e.g. a shard that went bad mid-run
+            if retry.is_transient(exc):  # a store's hiccup, not bad input: the unit is retried
+                raise
             raise InputError(f"{unit.describe()}: cannot read: {exc}") from exc
     return None
 
 
-def read_unit(
+def open_unit(
     unit: WorkUnit, batch_size: int, columns: list[str] | None = None
+) -> tuple[pa.Schema | None, Iterator[pa.RecordBatch]]:
+    """`unit_schema` and `read_unit` from one open of the unit's file: one footer read (and on
+    an object store one HEAD) where calling both makes two."""
+    if unit.shard.format != "parquet":
+        return None, read_unit(unit, batch_size, columns)
+    try:
+        pf = _open_parquet(unit.shard.uri)
+        schema = pf.schema_arrow
+    except (pa.ArrowInvalid, OSError) as exc:
+        if retry.is_transient(exc):  # a store's hiccup, not bad input: the unit is retried
+            raise
+        raise InputError(f"{unit.describe()}: cannot read: {exc}") from exc
+    return schema, read_unit(unit, batch_size, columns, opened=pf)
+
+
+def read_unit(
+    unit: WorkUnit,
+    batch_size: int,
+    columns: list[str] | None = None,
+    opened: pq.ParquetFile | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Stream a unit's record batches (all columns, or only `columns` where present); memory
-    does not grow with the shard's size."""
+    does not grow with the shard's size. `opened`: its Parquet file, already open."""
     uri = unit.shard.uri
     try:
         if unit.shard.format == "parquet":
-            pf = _open_parquet(uri)
+            pf = opened if opened is not None else _open_parquet(uri)
             groups = list(unit.row_groups) if unit.row_groups is not None else None
             if columns is not None:
                 columns = [c for c in columns if c in pf.schema_arrow.names]
@@ -322,6 +443,8 @@ def read_unit(
                 pa.Table.from_batches(pending).combine_chunks(), columns
             ).to_batches()
     except (pa.ArrowInvalid, OSError) as exc:
+        if retry.is_transient(exc):  # a store's hiccup, not bad input: the unit is retried
+            raise
         raise InputError(f"{unit.describe()}: cannot read: {exc}") from exc
 
 

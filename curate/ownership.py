@@ -57,6 +57,15 @@ class OwnershipError(RuntimeError):
     """The output folder is not curate's to write, or another run holds it."""
 
 
+def _relative(child: str, root: str) -> str:
+    """`child` relative to `root`, '/'-separated: a prefix cut for what a listing of `root`
+    returns (os.path.relpath costs more than the listing itself on a large output)."""
+    head = root.rstrip("/") + "/"
+    if child.startswith(head):
+        return child[len(head) :]
+    return os.path.relpath(child, root).replace(os.sep, "/")
+
+
 def is_owned_file(relpath: str) -> bool:
     """Whether a path (relative to the output folder) is one that curate writes."""
     return bool(TEMPORARY.search(relpath)) or any(p.fullmatch(relpath) for p in OWNED_PATTERNS)
@@ -130,7 +139,7 @@ def remove_owned(root: str, under: str = "", keep: tuple[str, ...] = (MARKER, LE
     removed, foreign = 0, []
     dirs = []
     for info in _entries(root):
-        rel = os.path.relpath(info.path, path).replace(os.sep, "/")
+        rel = _relative(info.path, path)
         if not rel.startswith(under) or rel == under.rstrip("/"):
             continue
         if info.type == pafs.FileType.Directory:
@@ -153,7 +162,7 @@ def owned_files(root: str, under: str = "") -> list[str]:
     fs, path = io.filesystem(root)
     out = []
     for info in _entries(root):
-        rel = os.path.relpath(info.path, path).replace(os.sep, "/")
+        rel = _relative(info.path, path)
         if info.type == pafs.FileType.File and rel.startswith(under) and is_owned_file(rel):
             if not TEMPORARY.search(rel):
                 out.append(info.path)
@@ -167,7 +176,7 @@ def remove_stale_temporaries(root: str) -> int:
         i.path
         for i in _entries(root)
         if i.type == pafs.FileType.File
-        and TEMPORARY.search(os.path.relpath(i.path, path).replace(os.sep, "/"))
+        and TEMPORARY.search(_relative(i.path, path))
         and not os.path.basename(i.path).startswith(f".{LEASE}.")  # the live lease's own
     ]
     for p in stale:

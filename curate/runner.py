@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 from rich.console import Console
 
-from curate import idcheck, identity, io, ownership, probe, stats
+from curate import idcheck, identity, io, ownership, probe, retry, stats
 from curate.config import ConfigError, PipelineConfig, dump_yaml
 from curate.executors import (
     LocalExecutor,
@@ -22,6 +22,7 @@ from curate.executors import (
     _resource,
     machine_cpus,
 )
+from curate.manifests import Manifests
 from curate.models import model_fields, sha256_path
 from curate.process import (
     SCORES_KEY,
@@ -73,13 +74,14 @@ def _models(steps: list[BoundStep]) -> dict[str, dict[str, dict[str, str]]]:
 
 
 # ----------------------------------------------------------------------------- the run
-def _check_inputs(config: PipelineConfig, shards: list[io.Shard]) -> None:
-    """Columns checked from Parquet footers before anything is written."""
+def _check_inputs(config: PipelineConfig, shards: list[io.Shard], footers: io.Footers) -> None:
+    """Columns checked from Parquet footers (read once, by `discover`) before anything is
+    written."""
     text, ident = config.input.text_column, config.input.id_column
     for shard in shards:
         if shard.format != "parquet":
             continue
-        names = io.unit_schema(io.WorkUnit(0, shard, None, 0)).names
+        names = footers.schema(shard.uri).names
         if text not in names:
             raise io.InputError(
                 f"{shard.uri}: no text column '{text}' (columns: "
@@ -102,14 +104,14 @@ class Reuse:
 
 
 def _reusable_scores(
-    config: PipelineConfig, shards: list[io.Shard], steps: list[BoundStep]
+    config: PipelineConfig, shards: list[io.Shard], steps: list[BoundStep], footers: io.Footers
 ) -> tuple[PipelineConfig, Reuse]:
     """Steps whose scores a previous curate run wrote into the input, with the same code, params
     and models (their score key): read from the first shard's schema metadata, nothing guessed."""
     reuse = Reuse({}, [], [])
     if not shards or shards[0].format != "parquet":
         return config, reuse
-    schema = io.unit_schema(io.WorkUnit(0, shards[0], None, 0))
+    schema = footers.schema(shards[0].uri)
     meta = json.loads((schema.metadata or {}).get(SCORES_KEY, b"{}"))
     if not meta:
         return config, reuse
@@ -206,25 +208,22 @@ def _read_plan(root: str) -> dict | None:
 
 
 def trusted_manifests(root: str, plan: dict, seg: int | None = None) -> list[dict]:
-    """Unit manifests this run may build on: its run key, a planned unit, its shard unchanged."""
-    stamps = {
-        u["name"]: [plan["shards"][u["shard"]][k] for k in ("uri", "size", "mtime_ns")]
-        for u in plan["units"]
-    }
-    return [
-        m
-        for m in stats.read_manifests(root)
-        if m.get("run") == plan["run_key"]
-        and stamps.get(m.get("unit")) == m.get("shard")
-        and (seg is None or m.get("segment") == seg)
-    ]
+    """Unit manifests this run may build on: its run key, a planned unit, its shard unchanged.
+    (Reads the folder; a run reads it once, into `Manifests`, and asks that.)"""
+    return Manifests.read(root).trusted(plan, seg)
+
+
+def _policy(config: PipelineConfig) -> retry.Policy:
+    return retry.Policy(attempts=config.storage.retries)
 
 
 def _prepare_output(
     config: PipelineConfig, plan: dict, overwrite: bool, run_yaml: str, notes: list[str]
-) -> None:
-    """Check the folder holds this plan's run (or nothing of any run); clear what curate may."""
+) -> Manifests:
+    """Check the folder holds this plan's run (or nothing of any run); clear what curate may.
+    Returns the manifests left there, read once (the rest of the run asks them)."""
     root = config.output.path
+    manifests = Manifests.empty(root)
     previous = _read_plan(root)
     legacy = io.exists(io.join(root, "_manifest", "run.json")) and previous is None
     if overwrite:
@@ -244,7 +243,7 @@ def _prepare_output(
         )
     elif previous is not None and previous.get("run_key") != plan["run_key"]:
         published = {
-            m["unit"] for m in stats.read_manifests(root) if m.get("run") == previous.get("run_key")
+            m["unit"] for m in Manifests.read(root, _policy(config)).of_run(previous.get("run_key"))
         }
         if published:
             raise RunError(
@@ -257,14 +256,18 @@ def _prepare_output(
         # nothing can be mixed, so its leftovers go and the new plan takes its place.
         ownership.remove_owned(root)
     else:
-        _check_changed_shards(root, plan, previous, notes)
+        manifests = Manifests.read(root, _policy(config))
+        _check_changed_shards(root, plan, previous, notes, manifests)
     ownership.remove_stale_temporaries(root)
-    _remove_unpublished(root, plan)
+    _remove_unpublished(root, plan, manifests)
     io.write_json_atomic(io.join(root, "_manifest", "plan.json"), plan)
     io.write_text_atomic(io.join(root, "run.yaml"), run_yaml)
+    return manifests
 
 
-def _check_changed_shards(root: str, plan: dict, previous: dict | None, notes: list[str]) -> None:
+def _check_changed_shards(
+    root: str, plan: dict, previous: dict | None, notes: list[str], manifests: Manifests
+) -> None:
     """Same run, but a shard's size or time moved: fine before any of its units finished (it is
     read afresh), refused after (its old rows are already in the output)."""
     if previous is None:
@@ -280,8 +283,8 @@ def _check_changed_shards(root: str, plan: dict, previous: dict | None, notes: l
         return
     written = {
         m["shard"][0]
-        for m in stats.read_manifests(root)
-        if m.get("run") == plan["run_key"] and (m.get("shard") or [None])[0] in changed
+        for m in manifests.of_run(plan["run_key"])
+        if (m.get("shard") or [None])[0] in changed
     }
     if written:
         raise RunError(
@@ -295,16 +298,18 @@ def _check_changed_shards(root: str, plan: dict, previous: dict | None, notes: l
     )
 
 
-def _remove_unpublished(root: str, plan: dict) -> None:
+def _remove_unpublished(root: str, plan: dict, manifests: Manifests) -> None:
     """Files of units no trusted manifest names: what killed attempts left (on object stores,
     their attempt-unique keys). The lease guarantees no live attempt writes them."""
-    named = {uri for m in trusted_manifests(root, plan) for uri in m.get("files", {}).values()}
-    fs, _ = io.filesystem(root)
+    named = {uri for m in manifests.trusted(plan) for uri in m.get("files", {}).values()}
+    fs, local = io.filesystem(root)
     scheme = root.split("://", 1)[0] + "://" if "://" in root else ""
-    for under in ("data/", "rejected/", "_segments/", "_sidecar/"):
-        for path in ownership.owned_files(root, under):
-            if scheme + path not in named:
-                fs.delete_file(path)
+    unit_files = tuple(
+        f"{local.rstrip('/')}/{d}" for d in ("data/", "rejected/", "_segments/", "_sidecar/")
+    )
+    for path in ownership.owned_files(root):  # one listing of the folder
+        if path.startswith(unit_files) and scheme + path not in named:
+            fs.delete_file(path)
 
 
 def run(
@@ -322,18 +327,20 @@ def run(
     _check_disjoint(config)
     steps = bind_steps(config)
     skipped: list[tuple[str, str]] = []
-    shards = io.discover(config.input.path, config.input.format, skipped=skipped)
+    footers = io.Footers(_policy(config))  # this run's: each footer read once, then asked
+    shards = io.discover(config.input.path, config.input.format, skipped=skipped, footers=footers)
     models = _models(steps)  # every model, reused or not: score keys include their sha256
     for step in steps:
         step.score_key = identity.score_key(step, models)
-    config, reuse = _reusable_scores(config, shards, steps)
+    config, reuse = _reusable_scores(config, shards, steps, footers)
     reused = reuse.reused
     applied = [s.sid for s in steps if s.is_global and s.sid in reused]
     steps = [s for s in steps if s.sid not in applied]
     for sid in applied:
         del reused[sid]
     segments = plan_segments(steps)
-    _check_inputs(config, shards)
+    _check_inputs(config, shards, footers)
+    del footers  # planning is over: the footers go, only rows and stamps stay in the plan
     units = io.plan_units(shards, config.input.unit_rows)
     plan = identity.build_plan(config, shards, units, steps, models)
     layout = Layout(config.output.path)
@@ -393,14 +400,15 @@ def _run_owned(
         notes.append(f"skipped {len(skipped)} input files: {shown}{more}")
     if lease.taken_over:
         notes.append(f"took over the lease of a run that is gone ({lease.taken_over})")
-    _prepare_output(config, plan, overwrite, run_yaml, notes)
+    manifests = _prepare_output(config, plan, overwrite, run_yaml, notes)
     for text in notes + reuse.notes:
         view.note(text)
     weights = {u.name: _unit_rows(u) for u in units}
-    finished = _finished(layout.root, plan, len(segments))
+    finished = _finished(manifests, plan, len(segments))
     if all(len(finished[s.index]) == len(units) for s in segments):
         # Nothing left to do: answer at once, without Ray, models or a probe.
-        merged = _write_stats(config, steps, layout, time.perf_counter() - wall, 0.0, plan)
+        elapsed = time.perf_counter() - wall
+        merged = _write_stats(config, steps, layout, elapsed, 0.0, plan, manifests)
         return RunResult(config.output.path, merged, len(units), already_complete=True)
     live = [s for s in steps if s.sid not in reuse.reused]
     probe.check_setup(live, config.input.text_column, models)  # a crashing model is a sentence
@@ -425,17 +433,22 @@ def _run_owned(
         decision = None
         for seg in segments:
             if seg.apply is not None:
-                decision = _decide(seg.apply, seg.index - 1, layout, executor, config, view, plan)
-            done = {m["unit"]: m for m in trusted_manifests(layout.root, plan, seg.index)}
+                decision = _decide(
+                    seg.apply, seg.index - 1, layout, executor, config, view, plan, manifests
+                )
+            done = {m["unit"]: m for m in manifests.trusted(plan, seg.index)}
             todo = [u for u in units if u.name not in done]
             resumed += len(units) - len(todo)
             view.start_segment(
                 names[seg.index],
-                _segment_docs(layout.root, plan, seg.index, weights),
+                _segment_docs(manifests, plan, seg.index, weights),
                 sum(m["input"]["rows"] for m in done.values()),
             )
             for summary in executor.run_units(seg.index, todo, decision):
+                manifests.add(summary)  # what the unit published: no need to read it back
                 view.update(summary, weights[summary["unit"]])
+    except retry.RetriesExhausted:  # its sentence names the unit and the store's last answer
+        raise
     except OSError as exc:  # disk full, no access, a store gone: the unit was not published
         cause = getattr(exc, "cause", exc)
         raise RunError(
@@ -448,7 +461,8 @@ def _run_owned(
     if not config.output.keep_intermediate and len(segments) > 1:
         for seg in segments[:-1]:
             ownership.remove_owned(layout.root, under=f"_segments/s{seg.index}/")
-    merged = _write_stats(config, steps, layout, time.perf_counter() - wall, startup, plan)
+    elapsed = time.perf_counter() - wall
+    merged = _write_stats(config, steps, layout, elapsed, startup, plan, manifests)
     merged["total"]["executor"] = kind
     if getattr(executor, "layout", None):  # how many actors of each pool ran the units
         merged["total"]["actors"] = executor.layout
@@ -520,18 +534,18 @@ def _unit_rows(unit: io.WorkUnit) -> int:
     return max(1, (unit.shard.size or 0) // 2_000)
 
 
-def _finished(root: str, plan: dict, segments: int) -> dict[int, set[str]]:
+def _finished(manifests: Manifests, plan: dict, segments: int) -> dict[int, set[str]]:
     found: dict[int, set[str]] = {s: set() for s in range(segments)}
-    for m in trusted_manifests(root, plan):
+    for m in manifests.trusted(plan):
         found.setdefault(m["segment"], set()).add(m["unit"])
     return found
 
 
-def _segment_docs(root: str, plan: dict, seg: int, weights: dict[str, int]) -> int:
+def _segment_docs(manifests: Manifests, plan: dict, seg: int, weights: dict[str, int]) -> int:
     """Documents a segment reads: the planned rows, or what the segment before it kept."""
     if seg == 0:
         return sum(weights.values())
-    return sum(m["kept"] for m in trusted_manifests(root, plan, seg - 1))
+    return sum(m["kept"] for m in manifests.trusted(plan, seg - 1))
 
 
 def _check_ids(
@@ -550,7 +564,9 @@ def _check_ids(
     record = io.read_json(record_uri) if io.exists(record_uri) else None
     if not isinstance(record, dict) or record.get("run") != plan["run_key"]:
         workdir = io.join(layout.root, "_ids", "work")
-        counts = idcheck.check_ids(shards, column, workdir, executor.parallel_map)
+        counts = idcheck.check_ids(
+            shards, column, workdir, executor.parallel_map, config.storage.retries
+        )
         ownership.remove_owned(layout.root, under="_ids/work/")
         record = {"run": plan["run_key"], **counts}
         io.write_json_atomic(record_uri, record)
@@ -573,6 +589,7 @@ def _decide(
     config: PipelineConfig,
     view: RunProgress,
     plan: dict,
+    manifests: Manifests,
 ) -> Any:
     """The global step's decision, computed once over the sidecars and stored for resume.
 
@@ -585,7 +602,7 @@ def _decide(
         # The sidecars the previous segment's manifests name: never a listing of the folder.
         sidecars = sorted(
             m["files"]["sidecar"]
-            for m in trusted_manifests(layout.root, plan, sidecar_segment)
+            for m in manifests.trusted(plan, sidecar_segment)
             if "sidecar" in m.get("files", {})
         )
         view.deciding(step.sid, len(sidecars))
@@ -618,6 +635,7 @@ def _write_stats(
     wall: float,
     startup: float,
     plan: dict,
+    manifests: Manifests,
 ) -> dict[str, Any]:
     decide = {
         s.sid: io.read_json(layout.decision_stats(s.sid))
@@ -625,8 +643,7 @@ def _write_stats(
         if s.is_global and io.exists(layout.decision_stats(s.sid))
     }
     # Only this run's manifests of planned units count: a stray one can never inflate stats.
-    manifests = trusted_manifests(layout.root, plan)
-    merged = stats.merge(manifests, [s.sid for s in steps], decide, wall)
+    merged = stats.merge(manifests.trusted(plan), [s.sid for s in steps], decide, wall)
     expected = sum(s["rows"] for s in plan["shards"] if s["rows"] is not None)
     if all(s["rows"] is not None for s in plan["shards"]):
         merged["total"]["planned_documents"] = expected

@@ -143,8 +143,11 @@ class UnitProcessor:
     def _read(self, seg_index: int, unit: io.WorkUnit) -> tuple[Iterator, pa.Schema | None]:
         """The unit's batches for this segment, and its schema (None when it is not known)."""
         batch_size = self.config.input.batch_size
-        if seg_index == 0:
+        if seg_index == 0 and unit.shard.format != "parquet":
             return io.read_unit(unit, batch_size), io.unit_schema(unit)
+        if seg_index == 0:  # schema and batches from one open: one footer read
+            schema, batches = io.open_unit(unit, batch_size)
+            return batches, schema
         # The previous segment's file as its manifest names it (attempt-unique on stores); a
         # unit that kept no row there wrote none.
         previous = io.read_json(self.layout.manifest(seg_index - 1, unit.name))
@@ -154,7 +157,8 @@ class UnitProcessor:
         src = io.WorkUnit(
             unit.index, io.Shard(unit.shard.index, uri, unit.name, "parquet", None), None, 0
         )
-        return io.read_unit(src, batch_size), io.unit_schema(src)
+        schema, batches = io.open_unit(src, batch_size)
+        return batches, schema
 
     def process(self, seg_index: int, unit: io.WorkUnit, decision: Any = None) -> dict[str, Any]:
         """Stream one unit through one segment; publish its files; return its summary."""

@@ -22,8 +22,9 @@ def _unpack_together(args: tuple) -> str:
 
 
 def _race(files: dict[str, bytes], digest: str, name: str, cache: Path) -> list[str]:
-    # fork: the children inherit the test's temporary folder (tempfile.tempdir) as the cache.
-    context = multiprocessing.get_context("fork")
+    # spawn, not fork: the session's Ray threads may be running in this process (a forked
+    # child would inherit their locks). The children find the cache through TMPDIR.
+    context = multiprocessing.get_context("spawn")
     with context.Manager() as manager:
         barrier = manager.Barrier(RACERS)
         with context.Pool(RACERS) as pool:
@@ -33,6 +34,7 @@ def _race(files: dict[str, bytes], digest: str, name: str, cache: Path) -> list[
 @pytest.fixture
 def cache(tmp_path, monkeypatch) -> Path:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
     return tmp_path / "curate-models"
 
 

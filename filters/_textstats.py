@@ -124,6 +124,29 @@ def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.divide(num, den, out=np.zeros_like(num), where=den != 0)
 
 
+def stable_order(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`np.argsort(keys, kind="stable")` and the sorted keys, for non-negative int64 keys.
+
+    When key and position fit in 63 bits together, one value sort of `key << bits | position`
+    gives the same order (the position breaks ties, so it is stable) several times faster than
+    a stable argsort, as numpy's value sort is vectorised and its stable argsort is not.
+    """
+    n = len(keys)
+    if n == 0:
+        return np.zeros(0, np.int64), keys
+    bits = max(int(n - 1).bit_length(), 1)
+    top = int(keys.max())
+    if int(keys.min()) < 0 or top.bit_length() + bits > 63:
+        order = np.argsort(keys, kind="stable")
+        return order, keys[order]
+    packed = keys.astype(np.int64) << bits
+    packed |= np.arange(n, dtype=np.int64)
+    packed.sort()
+    order = packed & ((1 << bits) - 1)
+    packed >>= bits
+    return order, packed
+
+
 @dataclass
 class Groups:
     """Equal keys grouped: `ids[i]` is the group of key i; per group `count` and `first` (the
@@ -135,10 +158,8 @@ class Groups:
 
     @classmethod
     def of(cls, keys: np.ndarray) -> Groups:
-        # A stable sort puts each group's first key first; keys here are mostly document-major,
-        # which timsort turns into long runs.
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
+        # A stable sort puts each group's first key first.
+        order, sorted_keys = stable_order(keys)
         head = np.ones(len(keys), dtype=bool)
         head[1:] = sorted_keys[1:] != sorted_keys[:-1]
         heads = np.flatnonzero(head)

@@ -33,9 +33,101 @@ def as_text(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     return pc.fill_null(column, "")
 
 
+def string_buffers(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The UTF-8 bytes of a (large) string array and each string's offsets into them (n + 1
+    int64, the first 0), zero-copy."""
+    large = pa.types.is_large_string(strings.type)
+    offsets = np.frombuffer(strings.buffers()[1], np.int64 if large else np.int32)
+    offsets = offsets[strings.offset : strings.offset + len(strings) + 1].astype(np.int64)
+    buffer = strings.buffers()[2]
+    data = np.frombuffer(buffer, np.uint8) if buffer is not None else np.zeros(0, np.uint8)
+    base = offsets[0] if len(offsets) else 0
+    return data[base : offsets[-1] if len(offsets) else 0], offsets - base
+
+
 def lengths(strings: pa.Array) -> np.ndarray:
-    """Length in code points of each string, as int64."""
-    return pc.utf8_length(strings).to_numpy(zero_copy_only=False).astype(np.int64)
+    """Length in code points of each string, as int64.
+
+    Bytes minus UTF-8 continuation bytes: per byte and vectorised, where `utf8_length` pays a
+    per-string cost that dominates on arrays of words.
+    """
+    if strings.null_count or not len(strings):
+        return pc.utf8_length(strings).to_numpy(zero_copy_only=False).astype(np.int64)
+    data, offsets = string_buffers(strings)
+    n_bytes = np.diff(offsets)
+    continuation = np.flatnonzero((data & 0xC0) == 0x80)
+    if len(continuation) == 0:
+        return n_bytes
+    owner = np.searchsorted(offsets, continuation, side="right") - 1
+    return n_bytes - np.bincount(owner, minlength=len(strings))
+
+
+def _owner(offsets: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """The string each byte position lies in."""
+    return np.searchsorted(offsets, positions, side="right") - 1
+
+
+def count_byte(strings: pa.Array, byte: int) -> np.ndarray:
+    """Occurrences of one ASCII byte in each string, like `pc.count_substring(s, chr(byte))`."""
+    data, offsets = string_buffers(strings)
+    found = np.flatnonzero(data == byte)
+    return np.bincount(_owner(offsets, found), minlength=len(strings))
+
+
+def count_char(strings: pa.Array, char: str) -> np.ndarray:
+    """Occurrences of one character in each string, like `pc.count_substring(s, char)`.
+
+    UTF-8 is self-synchronising: a character's byte sequence only matches at that character.
+    """
+    code = np.frombuffer(char.encode(), np.uint8)
+    if len(code) == 1:
+        return count_byte(strings, int(code[0]))
+    data, offsets = string_buffers(strings)
+    at = np.flatnonzero(data[: len(data) - len(code) + 1] == code[0])
+    for k in range(1, len(code)):
+        at = at[data[at + k] == code[k]]
+    return np.bincount(_owner(offsets, at), minlength=len(strings))
+
+
+def count_runs(strings: pa.Array, byte: int, length: int) -> np.ndarray:
+    """Non-overlapping occurrences of `length` copies of one ASCII byte in each string, like
+    `pc.count_substring(s, chr(byte) * length)`: each maximal run of k copies holds k // length."""
+    data, offsets = string_buffers(strings)
+    at = np.flatnonzero(data == byte)
+    owner = _owner(offsets, at)
+    starts = np.ones(len(at), bool)
+    starts[1:] = (at[1:] != at[:-1] + 1) | (owner[1:] != owner[:-1])
+    run_len = np.diff(np.append(np.flatnonzero(starts), len(at)))
+    return np.bincount(owner[starts], weights=run_len // length, minlength=len(strings)).astype(
+        np.int64
+    )
+
+
+def has_letter(strings: pa.Array) -> np.ndarray:
+    """True for each string holding a Unicode letter, like `match_substring_regex(s, "\\p{L}")`.
+
+    ASCII letters are found per byte; only strings with a non-ASCII byte go to the regex.
+    """
+    n = len(strings)
+    if strings.null_count or not n:
+        return np.asarray(pc.fill_null(pc.match_substring_regex(strings, r"\p{L}"), False), bool)
+    data, offsets = string_buffers(strings)
+    lower = data | np.uint8(0x20)
+    lower -= np.uint8(ord("a"))
+    out = np.zeros(n, bool)
+    nonempty = np.flatnonzero(offsets[1:] > offsets[:-1])
+    if not len(nonempty):
+        return out
+    starts = offsets[nonempty]
+    out[nonempty] = np.logical_or.reduceat(lower < 26, starts)
+    wide = np.zeros(n, bool)
+    wide[nonempty] = np.logical_or.reduceat(data >= 0x80, starts)
+    wide &= ~out
+    if wide.any():
+        rows = np.flatnonzero(wide)
+        found = pc.match_substring_regex(strings.take(pa.array(rows)), r"\p{L}")
+        out[rows] = np.asarray(found, bool)
+    return out
 
 
 @dataclass
@@ -77,6 +169,54 @@ def split(text: pa.Array, pattern: str, regex: bool = False) -> Pieces:
     return Pieces.from_lists(fn(text, pattern))
 
 
+# Python's str.isspace() characters (Arrow's utf8 whitespace) beyond ASCII, by UTF-8 lead byte.
+_WIDE_SPACES = np.array(
+    [0x85, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x2028, 0x2029, 0x202F, 0x205F, 0x3000]
+)
+
+
+def space_mask(data: np.ndarray) -> np.ndarray:
+    """True on every byte of a whitespace character (Python's `str.isspace()`) in UTF-8 bytes."""
+    # whole-array compares: a flatnonzero of the ~1 in 6 bytes that are ASCII spaces costs more
+    space = data == 32
+    space |= (data - np.uint8(9)) < 5  # \t \n \v \f \r
+    space |= (data - np.uint8(28)) < 4  # \x1c-\x1f
+    # the wide spaces start with 0xC2 or 0xE1-0xE3
+    lead = np.flatnonzero((data - np.uint8(0xC2)) <= 0xE3 - 0xC2)
+    lead = lead[(data[lead] == 0xC2) | (data[lead] >= 0xE1)]
+    if len(lead):
+        b0 = data[lead].astype(np.int64)
+        b1 = data[np.minimum(lead + 1, len(data) - 1)].astype(np.int64)
+        b2 = data[np.minimum(lead + 2, len(data) - 1)].astype(np.int64)
+        two = b0 == 0xC2
+        code = np.where(
+            two, (b0 & 0x1F) << 6 | (b1 & 0x3F), (b0 & 0xF) << 12 | (b1 & 0x3F) << 6 | (b2 & 0x3F)
+        )
+        wide = np.isin(code, _WIDE_SPACES)
+        at = lead[wide]
+        space[at] = True
+        space[at + 1] = True
+        space[(at + 2)[~two[wide]]] = True
+    return space
+
+
+def _word_bounds(text: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Bytes of the text, its whitespace mask, where words start (mask) and each document's
+    offsets: a word is a maximal run of non-whitespace bytes inside one document."""
+    data, offsets = string_buffers(text)
+    space = space_mask(data)
+    start = ~space
+    start[1:] &= space[:-1]
+    doc_start = offsets[:-1][offsets[:-1] < len(data)]
+    start[doc_start] = ~space[doc_start]
+    return data, space, start, offsets
+
+
+def _per_doc_count(mask: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Per document, the True bytes of `mask` in its byte range."""
+    return np.diff(np.searchsorted(np.flatnonzero(mask), offsets)).astype(np.int64)
+
+
 def split_words(text: pa.Array) -> Pieces:
     """Whitespace tokens of every document, like `str.split()`."""
     # Arrow yields empty tokens at the edges of a string ("", "  " or " a "): trim first.
@@ -92,6 +232,14 @@ def split_words(text: pa.Array) -> Pieces:
 
 def count_words(text: pa.Array) -> np.ndarray:
     """Number of whitespace tokens in each string, like `len(s.split())`."""
+    if text.null_count or len(text) == 0:
+        return count_words_arrow(text)
+    _, _, start, offsets = _word_bounds(text)
+    return _per_doc_count(start, offsets)
+
+
+def count_words_arrow(text: pa.Array) -> np.ndarray:
+    """`count_words` with Arrow's splitter."""
     trimmed = pc.utf8_trim_whitespace(text)
     counts = pc.list_value_length(pc.utf8_split_whitespace(trimmed))
     return np.where(lengths(trimmed) == 0, 0, counts.to_numpy(zero_copy_only=False))

@@ -130,7 +130,7 @@ class GopherQuality(_RuleFilter):
         stripped_len = ts.lengths(stripped)
         is_word = stripped_len > 0
         word_count = words.sum(is_word)
-        has_alpha = pc.match_substring_regex(words.values, r"\p{L}")
+        has_alpha = ts.has_letter(words.values)
         stop = pc.is_in(stripped, value_set=pa.array(self.params.stop_words, type=pa.string()))
 
         lines, real = ts.splitlines(text)
@@ -138,9 +138,8 @@ class GopherQuality(_RuleFilter):
         ellipsis_end = pc.match_substring_regex(lines.values, rf"(\.\.\.|…){ts.WHITESPACE}*$")
         n_lines = lines.sum(real)
 
-        n_hash = pc.count_substring(text, "#").to_numpy(zero_copy_only=False)
-        n_ellipsis = pc.count_substring(text, "...").to_numpy(zero_copy_only=False)
-        n_ellipsis = n_ellipsis + pc.count_substring(text, "…").to_numpy(zero_copy_only=False)
+        n_hash = ts.count_byte(text, ord("#"))
+        n_ellipsis = ts.count_runs(text, ord("."), 3) + ts.count_char(text, "…")
         return {
             "word_count": _i64(word_count),
             "mean_word_length": _f64(ts.ratio(words.sum(stripped_len), word_count)),
@@ -148,7 +147,7 @@ class GopherQuality(_RuleFilter):
             "ellipsis_word_ratio": _f64(ts.ratio(n_ellipsis, n_tokens)),
             "bullet_lines_frac": _f64(ts.ratio(lines.sum(_bool(bullet) & real), n_lines)),
             "ellipsis_lines_frac": _f64(ts.ratio(lines.sum(_bool(ellipsis_end) & real), n_lines)),
-            "alpha_words_frac": _f64(ts.ratio(words.sum(_bool(has_alpha)), n_tokens)),
+            "alpha_words_frac": _f64(ts.ratio(words.sum(has_alpha), n_tokens)),
             "stop_words": _i64(words.sum(_bool(stop))),
         }
 

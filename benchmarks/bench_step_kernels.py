@@ -34,6 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_CORPUS = REPO.parent / "shared" / "data" / "bench_100k"
 SAMPLE = REPO / "examples" / "quickstart" / "data"
 BATCH_ROWS = 4096
+# The runner's row-id column (curate.io.ROW_ID): steps may use it to share work between them.
+ROW_ID = "__curate_row_id"
 
 
 def read_corpus(corpus: Path, docs: int) -> pa.Table:
@@ -70,12 +72,13 @@ def measure(corpus: Path, docs: int, specs: list[dict]) -> dict:
     docs_in = {sid: 0 for sid, _ in steps}
     for start in range(0, table.num_rows, BATCH_ROWS):
         batch = table.slice(start, BATCH_ROWS)
+        rows = np.arange(start, start + batch.num_rows, dtype=np.int64)
+        batch = batch.append_column(ROW_ID, pa.array(rows))
         for sid, instance in steps:
             docs_in[sid] += batch.num_rows
             t0 = time.process_time()
             if hasattr(instance, "signature"):
-                row_ids = pa.array(np.arange(batch.num_rows, dtype=np.int64))
-                instance.signature(batch, row_ids, batch.column("id"))
+                instance.signature(batch, batch.column(ROW_ID), batch.column("id"))
                 seconds[sid] += time.process_time() - t0
                 continue
             if isinstance(instance, Mapper):

@@ -7,10 +7,13 @@ import sys
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from curate.io import ROW_ID
 
 # The separators Python's str.splitlines() breaks on, so line rules match the reference filters.
 SPLITLINES_REGEX = r"\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x{85}\x{2028}\x{2029}]"
@@ -162,6 +165,15 @@ class Pieces:
         """Per-document sum of a per-piece quantity."""
         return per_doc_sum(self.parent, weights, self.n_docs)
 
+    def take_docs(self, pos: np.ndarray) -> tuple[Pieces, np.ndarray]:
+        """The pieces of documents `pos` (increasing), and which of this one's pieces they are."""
+        index = np.full(self.n_docs, -1, np.int64)
+        index[pos] = np.arange(len(pos))
+        parent = index[self.parent]
+        selected = parent >= 0
+        values = self.values.filter(pa.array(selected))
+        return Pieces(values, parent[selected], self.counts[pos]), selected
+
 
 def split(text: pa.Array, pattern: str, regex: bool = False) -> Pieces:
     """Split every document on a literal (or RE2) pattern, like `str.split` / `re.split`."""
@@ -243,6 +255,97 @@ def count_words_arrow(text: pa.Array) -> np.ndarray:
     trimmed = pc.utf8_trim_whitespace(text)
     counts = pc.list_value_length(pc.utf8_split_whitespace(trimmed))
     return np.where(lengths(trimmed) == 0, 0, counts.to_numpy(zero_copy_only=False))
+
+
+# ------------------------------------------------------------------ splits shared by the steps
+#
+# Consecutive steps of a pipeline see the same documents, less the rows the steps between them
+# dropped: the runner filters the batch after each step. One split per batch is remembered per
+# kind (words, lines) with the batch's row ids; a later call whose rows are a subset of those rows
+# with the same text (checked: a mapper in between may have rewritten it) takes the documents'
+# pieces from it instead of splitting again. The check is a take and a compare of the text,
+# about a twentieth of a split.
+
+_shared: dict[str, tuple[np.ndarray | None, pa.Array, Any]] = {}
+
+
+def row_ids(batch: pa.Table) -> np.ndarray | None:
+    """The runner's row ids of a batch (increasing), or None outside the runner."""
+    if ROW_ID not in batch.column_names:
+        return None
+    rows = batch.column(ROW_ID).to_numpy()
+    return rows if len(rows) < 2 or bool((rows[1:] > rows[:-1]).all()) else None
+
+
+def _reuse(kind: str, text: pa.Array, rows: np.ndarray | None) -> tuple[Any, Any] | None:
+    """The remembered split of `kind` and the positions of this batch's rows in it (None for
+    the same rows), when the text is the same; else None."""
+    entry = _shared.get(kind)
+    if entry is None:
+        return None
+    old_rows, old_text, value = entry
+    if old_text is text:
+        return value, None
+    if rows is None or old_rows is None or len(rows) > len(old_rows):
+        return None
+    pos = np.searchsorted(old_rows, rows)
+    if len(pos) and pos[-1] >= len(old_rows):
+        return None
+    if not np.array_equal(old_rows[pos], rows):
+        return None
+    if len(pos) == len(old_rows):
+        return (value, None) if text.equals(old_text) else None
+    if not text.equals(old_text.take(pa.array(pos))):
+        return None
+    return value, pos
+
+
+def _remember(kind: str, text: pa.Array, rows: np.ndarray | None, value: Any) -> None:
+    _shared[kind] = (rows, text, value)
+
+
+def _frozen(pieces: Pieces) -> Pieces:
+    """Shared pieces are read-only: a step writing into them would corrupt the next step's."""
+    pieces.parent.setflags(write=False)
+    pieces.counts.setflags(write=False)
+    return pieces
+
+
+def shared_words(text: pa.Array, rows: np.ndarray | None) -> Pieces:
+    """`split_words(text)`, reusing a previous step's split of these documents (see above)."""
+    hit = _reuse("words", text, rows)
+    if hit is not None:
+        words, pos = hit
+        return words if pos is None else _frozen(words.take_docs(pos)[0])
+    words = _frozen(split_words(text))
+    _remember("words", text, rows, words)
+    return words
+
+
+def shared_word_counts(text: pa.Array, rows: np.ndarray | None) -> np.ndarray:
+    """`count_words(text)`, from a previous step's split of these documents when there is one."""
+    hit = _reuse("words", text, rows)
+    if hit is None:
+        return count_words(text)
+    words, pos = hit
+    return np.array(words.counts if pos is None else words.counts[pos])
+
+
+def shared_lines(text: pa.Array, rows: np.ndarray | None) -> tuple[Pieces, np.ndarray]:
+    """`splitlines(text)`, reusing a previous step's split of these documents (see above)."""
+    hit = _reuse("lines", text, rows)
+    if hit is not None:
+        (lines, real), pos = hit
+        if pos is None:
+            return lines, real
+        lines, selected = lines.take_docs(pos)
+        real = real[selected]
+        real.setflags(write=False)
+        return _frozen(lines), real
+    lines, real = splitlines(text)
+    real.setflags(write=False)
+    _remember("lines", text, rows, (_frozen(lines), real))
+    return lines, real
 
 
 def splitlines(text: pa.Array) -> tuple[Pieces, np.ndarray]:

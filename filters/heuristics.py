@@ -36,7 +36,8 @@ class _RuleFilter(Filter):
     reference filter checks them; `score` adds the `rule` column naming the first failure.
     """
 
-    def _measure(self, text: pa.Array) -> dict[str, pa.Array]:
+    def _measure(self, text: pa.Array, rows: np.ndarray | None) -> dict[str, pa.Array]:
+        """Measured values per document; `rows` are the runner's row ids (see ts.shared_words)."""
         raise NotImplementedError
 
     def _rules(self, scores: dict[str, pa.Array]) -> list[Rule]:
@@ -44,7 +45,7 @@ class _RuleFilter(Filter):
 
     def score(self, batch: pa.Table) -> dict[str, pa.Array]:
         """Measured values of every rule, plus `rule`: the first rule that fails (null if none)."""
-        scores = self._measure(ts.as_text(self.text(batch)))
+        scores = self._measure(ts.as_text(self.text(batch)), ts.row_ids(batch))
         scores["rule"] = ts.first_failing(self._rules(scores), batch.num_rows)
         return scores
 
@@ -123,8 +124,8 @@ class GopherQuality(_RuleFilter):
         """Build the Unicode punctuation/symbol table once per worker (about 0.2 s)."""
         ts.symbol_chars()
 
-    def _measure(self, text: pa.Array) -> dict[str, pa.Array]:
-        words = ts.split_words(text)
+    def _measure(self, text: pa.Array, rows: np.ndarray | None) -> dict[str, pa.Array]:
+        words = ts.shared_words(text, rows)
         n_tokens = words.counts
         stripped = pc.utf8_trim(words.values, characters=ts.symbol_chars())
         stripped_len = ts.lengths(stripped)
@@ -133,7 +134,7 @@ class GopherQuality(_RuleFilter):
         has_alpha = ts.has_letter(words.values)
         stop = pc.is_in(stripped, value_set=pa.array(self.params.stop_words, type=pa.string()))
 
-        lines, real = ts.splitlines(text)
+        lines, real = ts.shared_lines(text, rows)
         bullet = pc.match_substring_regex(lines.values, rf"^{ts.WHITESPACE}*[•-]")
         ellipsis_end = pc.match_substring_regex(lines.values, rf"(\.\.\.|…){ts.WHITESPACE}*$")
         n_lines = lines.sum(real)
@@ -248,7 +249,7 @@ class GopherRepetition(_RuleFilter):
                 raise ValueError(f"n-gram orders must be >= 1, got {bad}")
             return dict(sorted(value.items()))
 
-    def _measure(self, text: pa.Array) -> dict[str, pa.Array]:
+    def _measure(self, text: pa.Array, rows: np.ndarray | None) -> dict[str, pa.Array]:
         p = self.params
         n_docs = len(text)
         text_len = ts.lengths(text)
@@ -262,7 +263,7 @@ class GopherRepetition(_RuleFilter):
             "dup_line_frac": _f64(ts.ratio(line_dups, lines.counts)),
             "dup_line_char_frac": _f64(ts.ratio(line_dup_chars, text_len)),
         }
-        words = ts.split_words(text)
+        words = ts.shared_words(text, rows)
         word_len = ts.lengths(words.values)
         word_len_cumsum = np.concatenate([[0], np.cumsum(word_len)])
         top, dup = {}, {}
@@ -374,8 +375,8 @@ class C4Quality(_RuleFilter):
             " (not a C4 rule; null: off).",
         )
 
-    def _measure(self, text: pa.Array) -> dict[str, pa.Array]:
-        c4 = c4_lines(text, self.params)
+    def _measure(self, text: pa.Array, rows: np.ndarray | None) -> dict[str, pa.Array]:
+        c4 = c4_lines(text, self.params, rows)
         lines, real, keep = c4.lines, c4.real, c4.keep
         n_lines = lines.sum(real)
         kept_lines = lines.sum(keep)
@@ -422,9 +423,10 @@ class C4Lines:
     sentences: np.ndarray
 
 
-def c4_lines(text: pa.Array, p: C4Quality.Params) -> C4Lines:
-    """Walk every line through C4's rules in datatrove's order (see `C4Quality`)."""
-    lines, real = ts.splitlines(text)
+def c4_lines(text: pa.Array, p: C4Quality.Params, rows: np.ndarray | None = None) -> C4Lines:
+    """Walk every line through C4's rules in datatrove's order (see `C4Quality`); `rows` as in
+    `_RuleFilter._measure`."""
+    lines, real = ts.shared_lines(text, rows)
     line = pc.utf8_trim_whitespace(lines.values)
     n_words = ts.count_words(line)
     keep = real.copy()
@@ -500,7 +502,7 @@ class FineWebQuality(_RuleFilter):
             0.3, ge=0, description="Drop pages with more newlines per word than this."
         )
 
-    def _measure(self, text: pa.Array) -> dict[str, pa.Array]:
+    def _measure(self, text: pa.Array, rows: np.ndarray | None) -> dict[str, pa.Array]:
         p = self.params
         lines = ts.split(text, "\n")
         punct = _bool(pc.match_substring_regex(lines.values, r"[.'\"!?]$"))
@@ -508,7 +510,7 @@ class FineWebQuality(_RuleFilter):
         non_blank = ts.lengths(pc.utf8_trim_whitespace(lines.values)) > 0
         _, dup_chars = ts.duplicates(lines, non_blank)
         newlines = lines.counts - 1
-        n_words = ts.count_words(text)
+        n_words = ts.shared_word_counts(text, rows)
         return {
             "line_punct_ratio": _f64(ts.ratio(lines.sum(punct), lines.counts)),
             "short_line_ratio": _f64(

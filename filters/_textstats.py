@@ -77,6 +77,15 @@ def count_byte(strings: pa.Array, byte: int) -> np.ndarray:
     return np.bincount(_owner(offsets, found), minlength=len(strings))
 
 
+def last_byte_in(strings: pa.Array, chars: bytes) -> np.ndarray:
+    """True where a string ends in one of the ASCII `chars`, like the regex `[chars]$`."""
+    data, offsets = string_buffers(strings)
+    out = np.zeros(len(strings), bool)
+    nonempty = np.flatnonzero(offsets[1:] > offsets[:-1])
+    out[nonempty] = np.isin(data[offsets[nonempty + 1] - 1], np.frombuffer(chars, np.uint8))
+    return out
+
+
 def count_char(strings: pa.Array, char: str) -> np.ndarray:
     """Occurrences of one character in each string, like `pc.count_substring(s, char)`.
 

@@ -320,15 +320,42 @@ def _frozen(pieces: Pieces) -> Pieces:
     return pieces
 
 
+def _shared_pieces(kind: str, text: pa.Array, rows: np.ndarray | None, split) -> Pieces:
+    hit = _reuse(kind, text, rows)
+    if hit is not None:
+        pieces, pos = hit
+        return pieces if pos is None else _frozen(pieces.take_docs(pos)[0])
+    pieces = _frozen(split(text))
+    _remember(kind, text, rows, pieces)
+    return pieces
+
+
 def shared_words(text: pa.Array, rows: np.ndarray | None) -> Pieces:
     """`split_words(text)`, reusing a previous step's split of these documents (see above)."""
-    hit = _reuse("words", text, rows)
-    if hit is not None:
-        words, pos = hit
-        return words if pos is None else _frozen(words.take_docs(pos)[0])
-    words = _frozen(split_words(text))
-    _remember("words", text, rows, words)
-    return words
+    return _shared_pieces("words", text, rows, split_words)
+
+
+def shared_newline_split(text: pa.Array, rows: np.ndarray | None) -> Pieces:
+    """`split(text, "\\n")`, reusing a previous step's split of these documents (see above)."""
+    return _shared_pieces("newline", text, rows, lambda t: split(t, "\n"))
+
+
+def newline_runs(lines: Pieces) -> Pieces:
+    """From the pieces between single newlines, those between runs of newlines, as
+    `split(text, r"\\n+", regex=True)` gives them: the empty pieces are dropped but a
+    document's first and last (where the text starts or ends with a newline)."""
+    n = len(lines.parent)
+    last = np.cumsum(lines.counts) - 1
+    edge = np.zeros(n, bool)
+    has = lines.counts > 0
+    edge[last[has]] = True
+    edge[(last - lines.counts + 1)[has]] = True
+    keep = edge | (lengths(lines.values) > 0) if n else edge
+    if keep.all():
+        return lines
+    parent = lines.parent[keep]
+    counts = np.bincount(parent, minlength=lines.n_docs).astype(np.int64)
+    return Pieces(lines.values.filter(pa.array(keep)), parent, counts)
 
 
 def shared_word_counts(text: pa.Array, rows: np.ndarray | None) -> np.ndarray:

@@ -255,7 +255,7 @@ class GopherRepetition(_RuleFilter):
         text_len = ts.lengths(text)
         paras = ts.split(pc.utf8_trim_whitespace(text), r"\n{2,}", regex=True)
         para_dups, para_dup_chars = ts.duplicates(paras)
-        lines = ts.split(text, r"\n+", regex=True)
+        lines = ts.newline_runs(ts.shared_newline_split(text, rows))  # split on r"\n+"
         line_dups, line_dup_chars = ts.duplicates(lines)
         scores = {
             "dup_para_frac": _f64(ts.ratio(para_dups, paras.counts)),
@@ -526,8 +526,8 @@ class FineWebQuality(_RuleFilter):
 
     def _measure(self, text: pa.Array, rows: np.ndarray | None) -> dict[str, pa.Array]:
         p = self.params
-        lines = ts.split(text, "\n")
-        punct = _bool(pc.match_substring_regex(lines.values, r"[.'\"!?]$"))
+        lines = ts.shared_newline_split(text, rows)
+        punct = ts.last_byte_in(lines.values, b".'\"!?")  # the regex [.'"!?]$
         line_len = ts.lengths(lines.values)
         non_blank = ts.lengths(pc.utf8_trim_whitespace(lines.values)) > 0
         _, dup_chars = ts.duplicates(lines, non_blank)

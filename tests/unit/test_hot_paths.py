@@ -43,6 +43,15 @@ def test_word_counts_and_lengths_match_arrow_and_python(docs, cut):
     assert ts.lengths(words.values).tolist() == [len(w) for w in words.values.to_pylist()]
 
 
+@given(st.lists(st.text(alphabet=st.sampled_from(list("ab\n\r ")), max_size=10), min_size=1))
+def test_newline_runs_match_the_regex_split(docs):
+    arr = pa.array(docs, pa.string())
+    runs, regex = ts.newline_runs(ts.split(arr, "\n")), ts.split(arr, r"\n+", regex=True)
+    assert runs.values.to_pylist() == regex.values.to_pylist()
+    assert runs.parent.tolist() == regex.parent.tolist()
+    assert runs.counts.tolist() == regex.counts.tolist()
+
+
 @given(texts, st.integers(0, 3))
 def test_mark_counts_and_letters_match_the_arrow_kernels(docs, cut):
     arr = _array(docs, cut)

@@ -439,43 +439,21 @@ def c4_lines(text: pa.Array, p: C4Quality.Params, rows: np.ndarray | None = None
         keep &= terminal & ~_bool(pc.ends_with(line, "..."))
     keep &= n_words >= p.min_words_per_line
     off = np.zeros(len(real), dtype=bool)
-    folded = _fold(line) if p.filter_lorem_ipsum or p.filter_javascript or p.filter_policy else None
-    lorem = keep & _contains(line, folded, ["lorem ipsum"]) if p.filter_lorem_ipsum else off
+    lorem = keep & _contains(line, "lorem ipsum") if p.filter_lorem_ipsum else off
     if p.filter_javascript:
-        keep &= ~_contains(line, folded, ["javascript"])
+        keep &= ~_contains(line, "javascript")
     curly = keep & (ts.count_byte(line, ord("{")) > 0) if p.filter_curly_bracket else off
     if p.filter_policy:
-        keep &= ~_contains(line, folded, _POLICY_SUBSTRINGS)
+        policy = pc.match_substring_regex(line, "|".join(_POLICY_SUBSTRINGS), ignore_case=True)
+        keep &= ~_bool(policy)
     sentences = np.maximum(
         pc.count_substring_regex(line, _SENTENCE_END_REGEX).to_numpy(zero_copy_only=False), 1
     )
     return C4Lines(lines, real, keep, line, lorem, curly, sentences)
 
 
-def _fold(lines: pa.Array) -> pa.Array:
-    """Lines lowercased, long s as s: RE2's case-insensitive match of an ASCII letter accepts its
-    two cases, the Kelvin sign for k (lowercased to k) and the long s for s, nothing else."""
-    return pc.replace_substring(pc.utf8_lower(lines), "\u017f", "s")
-
-
-def _contains(lines: pa.Array, folded: pa.Array, phrases: list[str]) -> np.ndarray:
-    """Lines holding one of the (ASCII) phrases case-insensitively, as RE2's ignore_case.
-
-    A literal search of the folded lines finds every such line and a few more (İ lowers to i);
-    RE2 confirms on those only, so the case-insensitive automaton runs on a few lines.
-    """
-    found = np.zeros(len(lines), bool)
-    for phrase in phrases:
-        found |= _bool(pc.match_substring(folded, phrase))
-    rows = np.flatnonzero(found)
-    if len(rows):
-        some = lines.take(pa.array(rows))
-        if len(phrases) == 1:
-            confirmed = pc.match_substring(some, phrases[0], ignore_case=True)
-        else:
-            confirmed = pc.match_substring_regex(some, "|".join(phrases), ignore_case=True)
-        found[rows] = _bool(confirmed)
-    return found
+def _contains(lines: pa.Array, phrase: str) -> np.ndarray:
+    return _bool(pc.match_substring(lines, phrase, ignore_case=True))
 
 
 def _has_long_word(lines: pa.Array, max_len: int) -> np.ndarray:

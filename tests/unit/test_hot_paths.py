@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 
 from curate.io import ROW_ID
 from curate_filters import _textstats as ts
-from curate_filters import heuristics
 from curate_filters.heuristics import FineWebQuality, GopherQuality, GopherRepetition
 from curate_filters.pii import _CANDIDATE, PII
 
@@ -62,19 +61,12 @@ def test_mark_counts_and_letters_match_the_arrow_kernels(docs, cut):
     assert ts.has_letter(arr).tolist() == expected
 
 
-CASES = list("lorem ipsumjavascriptLOREMIPSUMJAVASCRIPT{.?!\"'") + ["\u017f", "\u212a", "\u0130"]
+ENDS = list("ab{.?!\"'") + ["\u017f", "\u0130"]
 
 
-@given(st.lists(st.text(alphabet=st.sampled_from(CASES), max_size=16), min_size=1))
-def test_c4_line_checks_match_the_case_insensitive_regexes(lines):
+@given(st.lists(st.text(alphabet=st.sampled_from(ENDS), max_size=16), min_size=1))
+def test_c4_line_checks_match_the_regexes(lines):
     arr = pa.array(lines, pa.string())
-    folded = heuristics._fold(arr)
-    for phrase in ("lorem ipsum", "javascript", "ja", "s", "k"):
-        expected = pc.match_substring(arr, phrase, ignore_case=True).to_pylist()
-        assert heuristics._contains(arr, folded, [phrase]).tolist() == expected
-    policy = ["uses cookies", "ipsum", "script"]
-    expected = pc.match_substring_regex(arr, "|".join(policy), ignore_case=True).to_pylist()
-    assert heuristics._contains(arr, folded, policy).tolist() == expected
     expected = pc.match_substring_regex(arr, r"[.?!\"']$").to_pylist()
     assert ts.last_byte_in(arr, b".?!\"'").tolist() == expected
     assert (ts.count_byte(arr, ord("{")) > 0).tolist() == pc.match_substring(arr, "{").to_pylist()

@@ -7,10 +7,13 @@ import sys
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from curate.io import ROW_ID
 
 # The separators Python's str.splitlines() breaks on, so line rules match the reference filters.
 SPLITLINES_REGEX = r"\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x{85}\x{2028}\x{2029}]"
@@ -33,9 +36,110 @@ def as_text(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     return pc.fill_null(column, "")
 
 
+def string_buffers(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The UTF-8 bytes of a (large) string array and each string's offsets into them (n + 1
+    int64, the first 0), zero-copy."""
+    large = pa.types.is_large_string(strings.type)
+    offsets = np.frombuffer(strings.buffers()[1], np.int64 if large else np.int32)
+    offsets = offsets[strings.offset : strings.offset + len(strings) + 1].astype(np.int64)
+    buffer = strings.buffers()[2]
+    data = np.frombuffer(buffer, np.uint8) if buffer is not None else np.zeros(0, np.uint8)
+    base = offsets[0] if len(offsets) else 0
+    return data[base : offsets[-1] if len(offsets) else 0], offsets - base
+
+
 def lengths(strings: pa.Array) -> np.ndarray:
-    """Length in code points of each string, as int64."""
-    return pc.utf8_length(strings).to_numpy(zero_copy_only=False).astype(np.int64)
+    """Length in code points of each string, as int64.
+
+    Bytes minus UTF-8 continuation bytes: per byte and vectorised, where `utf8_length` pays a
+    per-string cost that dominates on arrays of words.
+    """
+    if strings.null_count or not len(strings):
+        return pc.utf8_length(strings).to_numpy(zero_copy_only=False).astype(np.int64)
+    data, offsets = string_buffers(strings)
+    n_bytes = np.diff(offsets)
+    continuation = np.flatnonzero((data & 0xC0) == 0x80)
+    if len(continuation) == 0:
+        return n_bytes
+    owner = np.searchsorted(offsets, continuation, side="right") - 1
+    return n_bytes - np.bincount(owner, minlength=len(strings))
+
+
+def _owner(offsets: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """The string each byte position lies in."""
+    return np.searchsorted(offsets, positions, side="right") - 1
+
+
+def count_byte(strings: pa.Array, byte: int) -> np.ndarray:
+    """Occurrences of one ASCII byte in each string, like `pc.count_substring(s, chr(byte))`."""
+    data, offsets = string_buffers(strings)
+    found = np.flatnonzero(data == byte)
+    return np.bincount(_owner(offsets, found), minlength=len(strings))
+
+
+def last_byte_in(strings: pa.Array, chars: bytes) -> np.ndarray:
+    """True where a string ends in one of the ASCII `chars`, like the regex `[chars]$`."""
+    data, offsets = string_buffers(strings)
+    out = np.zeros(len(strings), bool)
+    nonempty = np.flatnonzero(offsets[1:] > offsets[:-1])
+    out[nonempty] = np.isin(data[offsets[nonempty + 1] - 1], np.frombuffer(chars, np.uint8))
+    return out
+
+
+def count_char(strings: pa.Array, char: str) -> np.ndarray:
+    """Occurrences of one character in each string, like `pc.count_substring(s, char)`.
+
+    UTF-8 is self-synchronising: a character's byte sequence only matches at that character.
+    """
+    code = np.frombuffer(char.encode(), np.uint8)
+    if len(code) == 1:
+        return count_byte(strings, int(code[0]))
+    data, offsets = string_buffers(strings)
+    at = np.flatnonzero(data[: len(data) - len(code) + 1] == code[0])
+    for k in range(1, len(code)):
+        at = at[data[at + k] == code[k]]
+    return np.bincount(_owner(offsets, at), minlength=len(strings))
+
+
+def count_runs(strings: pa.Array, byte: int, length: int) -> np.ndarray:
+    """Non-overlapping occurrences of `length` copies of one ASCII byte in each string, like
+    `pc.count_substring(s, chr(byte) * length)`: each maximal run of k copies holds k // length."""
+    data, offsets = string_buffers(strings)
+    at = np.flatnonzero(data == byte)
+    owner = _owner(offsets, at)
+    starts = np.ones(len(at), bool)
+    starts[1:] = (at[1:] != at[:-1] + 1) | (owner[1:] != owner[:-1])
+    run_len = np.diff(np.append(np.flatnonzero(starts), len(at)))
+    return np.bincount(owner[starts], weights=run_len // length, minlength=len(strings)).astype(
+        np.int64
+    )
+
+
+def has_letter(strings: pa.Array) -> np.ndarray:
+    """True for each string holding a Unicode letter, like `match_substring_regex(s, "\\p{L}")`.
+
+    ASCII letters are found per byte; only strings with a non-ASCII byte go to the regex.
+    """
+    n = len(strings)
+    if strings.null_count or not n:
+        return np.asarray(pc.fill_null(pc.match_substring_regex(strings, r"\p{L}"), False), bool)
+    data, offsets = string_buffers(strings)
+    lower = data | np.uint8(0x20)
+    lower -= np.uint8(ord("a"))
+    out = np.zeros(n, bool)
+    nonempty = np.flatnonzero(offsets[1:] > offsets[:-1])
+    if not len(nonempty):
+        return out
+    starts = offsets[nonempty]
+    out[nonempty] = np.logical_or.reduceat(lower < 26, starts)
+    wide = np.zeros(n, bool)
+    wide[nonempty] = np.logical_or.reduceat(data >= 0x80, starts)
+    wide &= ~out
+    if wide.any():
+        rows = np.flatnonzero(wide)
+        found = pc.match_substring_regex(strings.take(pa.array(rows)), r"\p{L}")
+        out[rows] = np.asarray(found, bool)
+    return out
 
 
 @dataclass
@@ -70,11 +174,68 @@ class Pieces:
         """Per-document sum of a per-piece quantity."""
         return per_doc_sum(self.parent, weights, self.n_docs)
 
+    def take_docs(self, pos: np.ndarray) -> tuple[Pieces, np.ndarray]:
+        """The pieces of documents `pos` (increasing), and which of this one's pieces they are."""
+        index = np.full(self.n_docs, -1, np.int64)
+        index[pos] = np.arange(len(pos))
+        parent = index[self.parent]
+        selected = parent >= 0
+        values = self.values.filter(pa.array(selected))
+        return Pieces(values, parent[selected], self.counts[pos]), selected
+
 
 def split(text: pa.Array, pattern: str, regex: bool = False) -> Pieces:
     """Split every document on a literal (or RE2) pattern, like `str.split` / `re.split`."""
     fn = pc.split_pattern_regex if regex else pc.split_pattern
     return Pieces.from_lists(fn(text, pattern))
+
+
+# Python's str.isspace() characters (Arrow's utf8 whitespace) beyond ASCII, by UTF-8 lead byte.
+_WIDE_SPACES = np.array(
+    [0x85, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x2028, 0x2029, 0x202F, 0x205F, 0x3000]
+)
+
+
+def space_mask(data: np.ndarray) -> np.ndarray:
+    """True on every byte of a whitespace character (Python's `str.isspace()`) in UTF-8 bytes."""
+    # whole-array compares: a flatnonzero of the ~1 in 6 bytes that are ASCII spaces costs more
+    space = data == 32
+    space |= (data - np.uint8(9)) < 5  # \t \n \v \f \r
+    space |= (data - np.uint8(28)) < 4  # \x1c-\x1f
+    # the wide spaces start with 0xC2 or 0xE1-0xE3
+    lead = np.flatnonzero((data - np.uint8(0xC2)) <= 0xE3 - 0xC2)
+    lead = lead[(data[lead] == 0xC2) | (data[lead] >= 0xE1)]
+    if len(lead):
+        b0 = data[lead].astype(np.int64)
+        b1 = data[np.minimum(lead + 1, len(data) - 1)].astype(np.int64)
+        b2 = data[np.minimum(lead + 2, len(data) - 1)].astype(np.int64)
+        two = b0 == 0xC2
+        code = np.where(
+            two, (b0 & 0x1F) << 6 | (b1 & 0x3F), (b0 & 0xF) << 12 | (b1 & 0x3F) << 6 | (b2 & 0x3F)
+        )
+        wide = np.isin(code, _WIDE_SPACES)
+        at = lead[wide]
+        space[at] = True
+        space[at + 1] = True
+        space[(at + 2)[~two[wide]]] = True
+    return space
+
+
+def _word_bounds(text: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Bytes of the text, its whitespace mask, where words start (mask) and each document's
+    offsets: a word is a maximal run of non-whitespace bytes inside one document."""
+    data, offsets = string_buffers(text)
+    space = space_mask(data)
+    start = ~space
+    start[1:] &= space[:-1]
+    doc_start = offsets[:-1][offsets[:-1] < len(data)]
+    start[doc_start] = ~space[doc_start]
+    return data, space, start, offsets
+
+
+def _per_doc_count(mask: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Per document, the True bytes of `mask` in its byte range."""
+    return np.diff(np.searchsorted(np.flatnonzero(mask), offsets)).astype(np.int64)
 
 
 def split_words(text: pa.Array) -> Pieces:
@@ -92,9 +253,135 @@ def split_words(text: pa.Array) -> Pieces:
 
 def count_words(text: pa.Array) -> np.ndarray:
     """Number of whitespace tokens in each string, like `len(s.split())`."""
+    if text.null_count or len(text) == 0:
+        return count_words_arrow(text)
+    _, _, start, offsets = _word_bounds(text)
+    return _per_doc_count(start, offsets)
+
+
+def count_words_arrow(text: pa.Array) -> np.ndarray:
+    """`count_words` with Arrow's splitter."""
     trimmed = pc.utf8_trim_whitespace(text)
     counts = pc.list_value_length(pc.utf8_split_whitespace(trimmed))
     return np.where(lengths(trimmed) == 0, 0, counts.to_numpy(zero_copy_only=False))
+
+
+# ------------------------------------------------------------------ splits shared by the steps
+#
+# Consecutive steps of a pipeline see the same documents, less the rows the steps between them
+# dropped: the runner filters the batch after each step. One split per batch is remembered per
+# kind (words, lines) with the batch's row ids; a later call whose rows are a subset of those rows
+# with the same text (checked: a mapper in between may have rewritten it) takes the documents'
+# pieces from it instead of splitting again. The check is a take and a compare of the text,
+# about a twentieth of a split.
+
+_shared: dict[str, tuple[np.ndarray | None, pa.Array, Any]] = {}
+
+
+def row_ids(batch: pa.Table) -> np.ndarray | None:
+    """The runner's row ids of a batch (increasing), or None outside the runner."""
+    if ROW_ID not in batch.column_names:
+        return None
+    rows = batch.column(ROW_ID).to_numpy()
+    return rows if len(rows) < 2 or bool((rows[1:] > rows[:-1]).all()) else None
+
+
+def _reuse(kind: str, text: pa.Array, rows: np.ndarray | None) -> tuple[Any, Any] | None:
+    """The remembered split of `kind` and the positions of this batch's rows in it (None for
+    the same rows), when the text is the same; else None."""
+    entry = _shared.get(kind)
+    if entry is None:
+        return None
+    old_rows, old_text, value = entry
+    if old_text is text:
+        return value, None
+    if rows is None or old_rows is None or len(rows) > len(old_rows):
+        return None
+    pos = np.searchsorted(old_rows, rows)
+    if len(pos) and pos[-1] >= len(old_rows):
+        return None
+    if not np.array_equal(old_rows[pos], rows):
+        return None
+    if len(pos) == len(old_rows):
+        return (value, None) if text.equals(old_text) else None
+    if not text.equals(old_text.take(pa.array(pos))):
+        return None
+    return value, pos
+
+
+def _remember(kind: str, text: pa.Array, rows: np.ndarray | None, value: Any) -> None:
+    _shared[kind] = (rows, text, value)
+
+
+def _frozen(pieces: Pieces) -> Pieces:
+    """Shared pieces are read-only: a step writing into them would corrupt the next step's."""
+    pieces.parent.setflags(write=False)
+    pieces.counts.setflags(write=False)
+    return pieces
+
+
+def _shared_pieces(kind: str, text: pa.Array, rows: np.ndarray | None, split) -> Pieces:
+    hit = _reuse(kind, text, rows)
+    if hit is not None:
+        pieces, pos = hit
+        return pieces if pos is None else _frozen(pieces.take_docs(pos)[0])
+    pieces = _frozen(split(text))
+    _remember(kind, text, rows, pieces)
+    return pieces
+
+
+def shared_words(text: pa.Array, rows: np.ndarray | None) -> Pieces:
+    """`split_words(text)`, reusing a previous step's split of these documents (see above)."""
+    return _shared_pieces("words", text, rows, split_words)
+
+
+def shared_newline_split(text: pa.Array, rows: np.ndarray | None) -> Pieces:
+    """`split(text, "\\n")`, reusing a previous step's split of these documents (see above)."""
+    return _shared_pieces("newline", text, rows, lambda t: split(t, "\n"))
+
+
+def newline_runs(lines: Pieces) -> Pieces:
+    """From the pieces between single newlines, those between runs of newlines, as
+    `split(text, r"\\n+", regex=True)` gives them: the empty pieces are dropped but a
+    document's first and last (where the text starts or ends with a newline)."""
+    n = len(lines.parent)
+    last = np.cumsum(lines.counts) - 1
+    edge = np.zeros(n, bool)
+    has = lines.counts > 0
+    edge[last[has]] = True
+    edge[(last - lines.counts + 1)[has]] = True
+    keep = edge | (lengths(lines.values) > 0) if n else edge
+    if keep.all():
+        return lines
+    parent = lines.parent[keep]
+    counts = np.bincount(parent, minlength=lines.n_docs).astype(np.int64)
+    return Pieces(lines.values.filter(pa.array(keep)), parent, counts)
+
+
+def shared_word_counts(text: pa.Array, rows: np.ndarray | None) -> np.ndarray:
+    """`count_words(text)`, from a previous step's split of these documents when there is one."""
+    hit = _reuse("words", text, rows)
+    if hit is None:
+        return count_words(text)
+    words, pos = hit
+    return np.array(words.counts if pos is None else words.counts[pos])
+
+
+def shared_lines(text: pa.Array, rows: np.ndarray | None) -> tuple[Pieces, np.ndarray]:
+    """`splitlines(text)`, reusing a previous step's split of these documents (see above)."""
+    hit = _reuse("lines", text, rows)
+    if hit is not None:
+        (lines, real), pos = hit
+        if pos is None:
+            return lines, real
+        lines, selected = lines.take_docs(pos)
+        real = real[selected]
+        real.setflags(write=False)
+        return _frozen(lines), real
+    lines, real = splitlines(text)
+    real.setflags(write=False)
+    _remember("lines", text, rows, (_frozen(lines), real))
+    return lines, real
 
 
 def splitlines(text: pa.Array) -> tuple[Pieces, np.ndarray]:
@@ -124,6 +411,29 @@ def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.divide(num, den, out=np.zeros_like(num), where=den != 0)
 
 
+def stable_order(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`np.argsort(keys, kind="stable")` and the sorted keys, for non-negative int64 keys.
+
+    When key and position fit in 63 bits together, one value sort of `key << bits | position`
+    gives the same order (the position breaks ties, so it is stable) several times faster than
+    a stable argsort, as numpy's value sort is vectorised and its stable argsort is not.
+    """
+    n = len(keys)
+    if n == 0:
+        return np.zeros(0, np.int64), keys
+    bits = max(int(n - 1).bit_length(), 1)
+    top = int(keys.max())
+    if int(keys.min()) < 0 or top.bit_length() + bits > 63:
+        order = np.argsort(keys, kind="stable")
+        return order, keys[order]
+    packed = keys.astype(np.int64) << bits
+    packed |= np.arange(n, dtype=np.int64)
+    packed.sort()
+    order = packed & ((1 << bits) - 1)
+    packed >>= bits
+    return order, packed
+
+
 @dataclass
 class Groups:
     """Equal keys grouped: `ids[i]` is the group of key i; per group `count` and `first` (the
@@ -135,10 +445,8 @@ class Groups:
 
     @classmethod
     def of(cls, keys: np.ndarray) -> Groups:
-        # A stable sort puts each group's first key first; keys here are mostly document-major,
-        # which timsort turns into long runs.
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
+        # A stable sort puts each group's first key first.
+        order, sorted_keys = stable_order(keys)
         head = np.ones(len(keys), dtype=bool)
         head[1:] = sorted_keys[1:] != sorted_keys[:-1]
         heads = np.flatnonzero(head)

@@ -46,7 +46,7 @@ class C4Lines(Mapper):
     def map(self, batch: pa.Table) -> MapResult:
         text = ts.as_text(self.text(batch))
         n = len(text)
-        c4 = c4_lines(text, self.params)
+        c4 = c4_lines(text, self.params, ts.row_ids(batch))
         lines, keep = c4.lines, c4.keep
         kept_text = pc.binary_join(
             _lists(c4.cleaned.filter(pa.array(keep)), lines.parent[keep], n), "\n"

@@ -36,7 +36,8 @@ class _RuleFilter(Filter):
     reference filter checks them; `score` adds the `rule` column naming the first failure.
     """
 
-    def _measure(self, text: pa.Array) -> dict[str, pa.Array]:
+    def _measure(self, text: pa.Array, rows: np.ndarray | None) -> dict[str, pa.Array]:
+        """Measured values per document; `rows` are the runner's row ids (see ts.shared_words)."""
         raise NotImplementedError
 
     def _rules(self, scores: dict[str, pa.Array]) -> list[Rule]:
@@ -44,7 +45,7 @@ class _RuleFilter(Filter):
 
     def score(self, batch: pa.Table) -> dict[str, pa.Array]:
         """Measured values of every rule, plus `rule`: the first rule that fails (null if none)."""
-        scores = self._measure(ts.as_text(self.text(batch)))
+        scores = self._measure(ts.as_text(self.text(batch)), ts.row_ids(batch))
         scores["rule"] = ts.first_failing(self._rules(scores), batch.num_rows)
         return scores
 
@@ -123,24 +124,23 @@ class GopherQuality(_RuleFilter):
         """Build the Unicode punctuation/symbol table once per worker (about 0.2 s)."""
         ts.symbol_chars()
 
-    def _measure(self, text: pa.Array) -> dict[str, pa.Array]:
-        words = ts.split_words(text)
+    def _measure(self, text: pa.Array, rows: np.ndarray | None) -> dict[str, pa.Array]:
+        words = ts.shared_words(text, rows)
         n_tokens = words.counts
         stripped = pc.utf8_trim(words.values, characters=ts.symbol_chars())
         stripped_len = ts.lengths(stripped)
         is_word = stripped_len > 0
         word_count = words.sum(is_word)
-        has_alpha = pc.match_substring_regex(words.values, r"\p{L}")
+        has_alpha = ts.has_letter(words.values)
         stop = pc.is_in(stripped, value_set=pa.array(self.params.stop_words, type=pa.string()))
 
-        lines, real = ts.splitlines(text)
+        lines, real = ts.shared_lines(text, rows)
         bullet = pc.match_substring_regex(lines.values, rf"^{ts.WHITESPACE}*[•-]")
         ellipsis_end = pc.match_substring_regex(lines.values, rf"(\.\.\.|…){ts.WHITESPACE}*$")
         n_lines = lines.sum(real)
 
-        n_hash = pc.count_substring(text, "#").to_numpy(zero_copy_only=False)
-        n_ellipsis = pc.count_substring(text, "...").to_numpy(zero_copy_only=False)
-        n_ellipsis = n_ellipsis + pc.count_substring(text, "…").to_numpy(zero_copy_only=False)
+        n_hash = ts.count_byte(text, ord("#"))
+        n_ellipsis = ts.count_runs(text, ord("."), 3) + ts.count_char(text, "…")
         return {
             "word_count": _i64(word_count),
             "mean_word_length": _f64(ts.ratio(words.sum(stripped_len), word_count)),
@@ -148,7 +148,7 @@ class GopherQuality(_RuleFilter):
             "ellipsis_word_ratio": _f64(ts.ratio(n_ellipsis, n_tokens)),
             "bullet_lines_frac": _f64(ts.ratio(lines.sum(_bool(bullet) & real), n_lines)),
             "ellipsis_lines_frac": _f64(ts.ratio(lines.sum(_bool(ellipsis_end) & real), n_lines)),
-            "alpha_words_frac": _f64(ts.ratio(words.sum(_bool(has_alpha)), n_tokens)),
+            "alpha_words_frac": _f64(ts.ratio(words.sum(has_alpha), n_tokens)),
             "stop_words": _i64(words.sum(_bool(stop))),
         }
 
@@ -249,13 +249,13 @@ class GopherRepetition(_RuleFilter):
                 raise ValueError(f"n-gram orders must be >= 1, got {bad}")
             return dict(sorted(value.items()))
 
-    def _measure(self, text: pa.Array) -> dict[str, pa.Array]:
+    def _measure(self, text: pa.Array, rows: np.ndarray | None) -> dict[str, pa.Array]:
         p = self.params
         n_docs = len(text)
         text_len = ts.lengths(text)
         paras = ts.split(pc.utf8_trim_whitespace(text), r"\n{2,}", regex=True)
         para_dups, para_dup_chars = ts.duplicates(paras)
-        lines = ts.split(text, r"\n+", regex=True)
+        lines = ts.newline_runs(ts.shared_newline_split(text, rows))  # split on r"\n+"
         line_dups, line_dup_chars = ts.duplicates(lines)
         scores = {
             "dup_para_frac": _f64(ts.ratio(para_dups, paras.counts)),
@@ -263,7 +263,7 @@ class GopherRepetition(_RuleFilter):
             "dup_line_frac": _f64(ts.ratio(line_dups, lines.counts)),
             "dup_line_char_frac": _f64(ts.ratio(line_dup_chars, text_len)),
         }
-        words = ts.split_words(text)
+        words = ts.shared_words(text, rows)
         word_len = ts.lengths(words.values)
         word_len_cumsum = np.concatenate([[0], np.cumsum(word_len)])
         top, dup = {}, {}
@@ -375,8 +375,8 @@ class C4Quality(_RuleFilter):
             " (not a C4 rule; null: off).",
         )
 
-    def _measure(self, text: pa.Array) -> dict[str, pa.Array]:
-        c4 = c4_lines(text, self.params)
+    def _measure(self, text: pa.Array, rows: np.ndarray | None) -> dict[str, pa.Array]:
+        c4 = c4_lines(text, self.params, rows)
         lines, real, keep = c4.lines, c4.real, c4.keep
         n_lines = lines.sum(real)
         kept_lines = lines.sum(keep)
@@ -423,9 +423,10 @@ class C4Lines:
     sentences: np.ndarray
 
 
-def c4_lines(text: pa.Array, p: C4Quality.Params) -> C4Lines:
-    """Walk every line through C4's rules in datatrove's order (see `C4Quality`)."""
-    lines, real = ts.splitlines(text)
+def c4_lines(text: pa.Array, p: C4Quality.Params, rows: np.ndarray | None = None) -> C4Lines:
+    """Walk every line through C4's rules in datatrove's order (see `C4Quality`); `rows` as in
+    `_RuleFilter._measure`."""
+    lines, real = ts.shared_lines(text, rows)
     line = pc.utf8_trim_whitespace(lines.values)
     n_words = ts.count_words(line)
     keep = real.copy()
@@ -434,14 +435,14 @@ def c4_lines(text: pa.Array, p: C4Quality.Params) -> C4Lines:
     if p.remove_citations:
         line = pc.replace_substring_regex(line, _CITATION_REGEX, "")
     if p.filter_no_terminal_punct:
-        terminal = _bool(pc.match_substring_regex(line, r"[.?!\"']$"))
+        terminal = ts.last_byte_in(line, b".?!\"'")  # the regex [.?!"']$
         keep &= terminal & ~_bool(pc.ends_with(line, "..."))
     keep &= n_words >= p.min_words_per_line
     off = np.zeros(len(real), dtype=bool)
     lorem = keep & _contains(line, "lorem ipsum") if p.filter_lorem_ipsum else off
     if p.filter_javascript:
         keep &= ~_contains(line, "javascript")
-    curly = keep & _bool(pc.match_substring(line, "{")) if p.filter_curly_bracket else off
+    curly = keep & (ts.count_byte(line, ord("{")) > 0) if p.filter_curly_bracket else off
     if p.filter_policy:
         policy = pc.match_substring_regex(line, "|".join(_POLICY_SUBSTRINGS), ignore_case=True)
         keep &= ~_bool(policy)
@@ -501,15 +502,15 @@ class FineWebQuality(_RuleFilter):
             0.3, ge=0, description="Drop pages with more newlines per word than this."
         )
 
-    def _measure(self, text: pa.Array) -> dict[str, pa.Array]:
+    def _measure(self, text: pa.Array, rows: np.ndarray | None) -> dict[str, pa.Array]:
         p = self.params
-        lines = ts.split(text, "\n")
-        punct = _bool(pc.match_substring_regex(lines.values, r"[.'\"!?]$"))
+        lines = ts.shared_newline_split(text, rows)
+        punct = ts.last_byte_in(lines.values, b".'\"!?")  # the regex [.'"!?]$
         line_len = ts.lengths(lines.values)
         non_blank = ts.lengths(pc.utf8_trim_whitespace(lines.values)) > 0
         _, dup_chars = ts.duplicates(lines, non_blank)
         newlines = lines.counts - 1
-        n_words = ts.count_words(text)
+        n_words = ts.shared_word_counts(text, rows)
         return {
             "line_punct_ratio": _f64(ts.ratio(lines.sum(punct), lines.counts)),
             "short_line_ratio": _f64(

@@ -7,8 +7,8 @@ venv="$here/.venv-datatrove"
 python="${PYTHON:-python3}"
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 # datatrove's filters and MinHash import regex, xxhash (<4, as datatrove's own extra pins) and
-# pyarrow (ParquetReader/Writer); spacy is its default English word tokenizer (spacy.blank("en"):
+# pyarrow (ParquetReader/Writer), tokenizers (imported by datatrove.pipeline.dedup); spacy is its default English word tokenizer (spacy.blank("en"):
 # no model download); psutil samples peak RSS.
 "$venv/bin/pip" install -q 'datatrove==0.10.1' 'pyarrow==26.0.1' 'regex==2026.11.15' 'xxhash<4' \
-  'spacy==3.8.18' 'psutil==7.2.2' 'orjson==3.13.0'
+  'spacy==3.8.18' 'psutil==7.2.2' 'orjson==3.13.0' 'tokenizers==0.23.3'
 "$venv/bin/python" -c "import datatrove, importlib.metadata as m; print('datatrove', m.version('datatrove'), 'in', '$venv')"

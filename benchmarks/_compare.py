@@ -50,6 +50,25 @@ def resolve_corpus(args, tmp: Path) -> Path:
     return out
 
 
+def slice_corpus(corpus: Path, limit: int, out: Path, shards: int = 10) -> Path:
+    """The first `limit` documents of `corpus` in `shards` shards, with the ground truth rows of
+    those documents (sources outside the slice are left to `truth_clusters` to ignore)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(sorted(corpus.glob("shard_*.parquet")), columns=["id", "text"])
+    table = table.slice(0, limit)
+    out.mkdir(parents=True)
+    size = -(-table.num_rows // shards)
+    for k, lo in enumerate(range(0, table.num_rows, size)):
+        pq.write_table(table.slice(lo, size), out / f"shard_{k:02d}.parquet")
+    truth = corpus / "ground_truth.parquet"
+    if truth.exists():
+        gt = pq.read_table(truth)
+        pq.write_table(gt.filter(pc.is_in(gt["id"], table["id"])), out / "ground_truth.parquet")
+    return out
+
+
 def count_docs(corpus: Path) -> int:
     import pyarrow.parquet as pq
 

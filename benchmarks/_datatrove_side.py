@@ -16,6 +16,7 @@ MinHash): `split` = `str.split` words and sentences split after . ! ? (followed 
 or brackets) and whitespace, as curate counts them; `spacy` = datatrove's default for English,
 spacy.blank("en") + sentencizer (built in to spaCy: nothing is downloaded).
 
+`--no-filters`: stages 2-5 only, reading the corpus (MinHash alone, bench_minhash_datatrove.py).
 Prints one JSON line: seconds per stage and the counts read back from the outputs.
 """
 
@@ -73,7 +74,9 @@ class SplitTokenizer(WordTokenizer):
         return [s for a, b in self.span_tokenize(text) if (s := text[a:b].strip())]
 
 
-def run(corpus: Path, work: Path, tasks: int, workers: int, tokenizer: str) -> dict[str, float]:
+def run(
+    corpus: Path, work: Path, tasks: int, workers: int, tokenizer: str, filters: bool = True
+) -> dict[str, float]:
     lang = SplitTokenizer() if tokenizer == "split" else "en"
     config = MinhashConfig(
         n_grams=5, num_buckets=14, hashes_per_bucket=8, hash_config=HashConfig(precision=64)
@@ -90,6 +93,8 @@ def run(corpus: Path, work: Path, tasks: int, workers: int, tokenizer: str) -> d
             pipeline, tasks=n_tasks, workers=n_workers, logging_dir=str(work / "logs" / name)
         )
 
+    # MinHash alone (`--no-filters`): its stages read the corpus itself.
+    deduped = (work / "filtered", "*.parquet") if filters else (corpus, "shard_*.parquet")
     stages = {
         "filters": executor(
             [
@@ -106,7 +111,7 @@ def run(corpus: Path, work: Path, tasks: int, workers: int, tokenizer: str) -> d
         ),
         "signatures": executor(
             [
-                reader(work / "filtered", "*.parquet"),
+                reader(*deduped),
                 MinhashDedupSignature(
                     output_folder=str(work / "sigs"), config=config, language=lang
                 ),
@@ -141,7 +146,7 @@ def run(corpus: Path, work: Path, tasks: int, workers: int, tokenizer: str) -> d
         ),
         "dedup": executor(
             [
-                reader(work / "filtered", "*.parquet"),
+                reader(*deduped),
                 MinhashDedupFilter(
                     input_folder=str(work / "remove_ids"), exclusion_writer=rejected("minhash")
                 ),
@@ -152,6 +157,8 @@ def run(corpus: Path, work: Path, tasks: int, workers: int, tokenizer: str) -> d
             workers,
         ),
     }
+    if not filters:
+        del stages["filters"]
     seconds = {}
     for name, stage in stages.items():
         start = time.perf_counter()
@@ -171,8 +178,11 @@ def main() -> None:
     ap.add_argument("--tasks", type=int, default=2)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--tokenizer", choices=["split", "spacy"], default="split")
+    ap.add_argument("--no-filters", action="store_true", help="MinHash alone, on the corpus")
     args = ap.parse_args()
-    seconds = run(args.corpus, args.work, args.tasks, args.workers, args.tokenizer)
+    seconds = run(
+        args.corpus, args.work, args.tasks, args.workers, args.tokenizer, not args.no_filters
+    )
     rejected = {p.name: _rows(p) for p in sorted((args.work / "rejected").iterdir())}
     print(json.dumps({"seconds": seconds, "kept": _rows(args.work / "kept"), "rejected": rejected}))
 

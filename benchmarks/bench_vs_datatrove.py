@@ -14,6 +14,7 @@ by default: like datatrove's C4QualityFilter it removes the lines C4 removes and
 the page rules (`--c4-step c4_quality` applies the page rules without rewriting, less work than
 datatrove does). Word tokenizer on datatrove's side: `str.split` (`--tokenizer split`, default)
 or its default English spaCy tokenizer (`--tokenizer spacy`, with `--limit` to keep it short).
+`--pipeline minhash`: MinHash alone on both sides (the same reading and writing).
 
 Runs alternate (curate first, then datatrove first, ...); the median of `--runs` per side is
 printed as docs/s and docs/s per core, with the ratio of median times, then the counts of each
@@ -23,6 +24,7 @@ side (kept, removed per step) and MinHash precision / recall against the corpus'
 Run: bash benchmarks/setup_datatrove.sh
      python benchmarks/bench_vs_datatrove.py [--corpus ../shared/data/bench_100k] [--runs 3]
        [--docs 100000] [--tokenizer split|spacy] [--limit N] [--c4-step c4_lines|c4_quality]
+       [--pipeline heuristics|minhash]
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from _compare import (  # noqa: E402
     print_side,
     resolve_corpus,
     run_measured,
+    slice_corpus,
 )
 from _scoring import accuracy, truth_clusters  # noqa: E402
 
@@ -57,28 +60,17 @@ DATATROVE_PYTHON = HERE / ".venv-datatrove" / "bin" / "python"
 FILTER_STEPS = ["gopher_repetition", "gopher_quality", "C4", "fineweb_quality"]
 
 
-def slice_corpus(corpus: Path, limit: int, out: Path) -> Path:
-    """The first `limit` documents of `corpus`, in 10 shards, with the ground truth that applies."""
-    table = pq.read_table(sorted(corpus.glob("shard_*.parquet")), columns=["id", "text"])
-    table = table.slice(0, limit)
-    out.mkdir(parents=True)
-    for k, lo in enumerate(range(0, limit, -(-limit // 10))):
-        pq.write_table(table.slice(lo, -(-limit // 10)), out / f"shard_{k:02d}.parquet")
-    truth = corpus / "ground_truth.parquet"
-    if truth.exists():
-        gt = pq.read_table(truth)
-        pq.write_table(gt.filter(pc.is_in(gt["id"], table["id"])), out / "ground_truth.parquet")
-    return out
+def curate_steps(pipeline: str, c4_step: str) -> list[dict]:
+    minhash = {"use": "minhash", "params": {"num_perm": 112, "bands": 14, "rows": 8, "ngram": 5}}
+    if pipeline == "minhash":
+        return [minhash]
+    filters = ("gopher_repetition", "gopher_quality", c4_step, "fineweb_quality")
+    return [{"use": s} for s in filters] + [minhash]
 
 
-def curate_side(corpus: Path, work: Path, workers: int, c4_step: str, run: int) -> Measured:
+def curate_side(corpus: Path, work: Path, workers: int, steps: list[dict], run: int) -> Measured:
     out = work / f"curate_{run}"
     conf = work / "curate.yaml"
-    steps = [{"use": s} for s in ("gopher_repetition", "gopher_quality", c4_step)]
-    steps += [
-        {"use": "fineweb_quality"},
-        {"use": "minhash", "params": {"num_perm": 112, "bands": 14, "rows": 8, "ngram": 5}},
-    ]
     config = {
         "input": {"path": str(corpus / "shard_*.parquet"), "id_column": "id"},
         "output": {"path": str(out)},
@@ -105,11 +97,13 @@ def curate_side(corpus: Path, work: Path, workers: int, c4_step: str, run: int) 
     return m
 
 
-def datatrove_side(corpus: Path, work: Path, workers: int, tokenizer: str, run: int) -> Measured:
+def datatrove_side(
+    corpus: Path, work: Path, workers: int, tokenizer: str, filters: bool, run: int
+) -> Measured:
     out = work / f"datatrove_{run}"
     cmd = [str(DATATROVE_PYTHON), str(HERE / "_datatrove_side.py"), "--corpus", str(corpus)]
     cmd += ["--work", str(out), "--tasks", str(workers), "--workers", str(workers)]
-    m = run_measured(cmd + ["--tokenizer", tokenizer])
+    m = run_measured(cmd + ["--tokenizer", tokenizer] + ([] if filters else ["--no-filters"]))
     summary = json.loads(m.stdout.strip().splitlines()[-1])
     rejected = summary["rejected"]
 
@@ -117,12 +111,12 @@ def datatrove_side(corpus: Path, work: Path, workers: int, tokenizer: str, run: 
         files = sorted(folder.rglob("*.parquet"))
         return set(pq.read_table(files, columns=["id"])["id"].to_pylist()) if files else set()
 
+    filter_names = ("gopher_rep", "gopher_qual", "c4", "fineweb") if filters else ()
     m.extra = {
         "kept": summary["kept"],
-        "dropped": [rejected.get(k, 0) for k in ("gopher_rep", "gopher_qual", "c4", "fineweb")]
-        + [rejected.get("minhash", 0)],
+        "dropped": [rejected.get(k, 0) for k in filter_names] + [rejected.get("minhash", 0)],
         "removed": ids(out / "rejected" / "minhash"),
-        "reached": ids(out / "filtered"),
+        "reached": ids(out / "filtered" if filters else corpus),
         "stages": summary["seconds"],
     }
     return m
@@ -135,7 +129,15 @@ def main() -> None:
     ap.add_argument("--tokenizer", choices=["split", "spacy"], default="split")
     ap.add_argument("--limit", type=int, help="only the first N documents of the corpus")
     ap.add_argument("--c4-step", choices=["c4_lines", "c4_quality"], default="c4_lines")
+    ap.add_argument(
+        "--pipeline",
+        choices=["heuristics", "minhash"],
+        default="heuristics",
+        help="the four filters + MinHash (default), or MinHash alone",
+    )
     args = ap.parse_args()
+    steps = curate_steps(args.pipeline, args.c4_step)
+    filters = args.pipeline == "heuristics"
     if not DATATROVE_PYTHON.exists():
         sys.exit(f"{DATATROVE_PYTHON} is missing: run `bash benchmarks/setup_datatrove.sh` first")
     with tempfile.TemporaryDirectory(prefix="bench_vs_datatrove_") as tmp:
@@ -144,17 +146,17 @@ def main() -> None:
         if args.limit:
             corpus = slice_corpus(corpus, args.limit, work / "slice")
         docs = count_docs(corpus)
+        chain = " -> ".join(s["use"] for s in steps).replace("c4_", "C4QualityFilter / c4_")
         print(
-            f"{docs:,} documents from {corpus}; gopher_repetition -> gopher_quality -> "
-            f"{args.c4_step} / C4QualityFilter -> fineweb_quality -> minhash 14x8 5-grams; "
-            f"{args.workers} processes a side; datatrove tokenizer: {args.tokenizer}; "
+            f"{docs:,} documents from {corpus}; {chain} (14x8, 5-grams); kept and removed "
+            f"written; {args.workers} processes a side; datatrove tokenizer: {args.tokenizer}; "
             f"{args.runs} runs a side, alternating"
         )
         results = alternate(
             {
-                "curate": lambda run: curate_side(corpus, work, args.workers, args.c4_step, run),
+                "curate": lambda run: curate_side(corpus, work, args.workers, steps, run),
                 "datatrove": lambda run: datatrove_side(
-                    corpus, work, args.workers, args.tokenizer, run
+                    corpus, work, args.workers, args.tokenizer, filters, run
                 ),
             },
             args.runs,
@@ -174,7 +176,9 @@ def main() -> None:
             m = median_run(results[name])
             steps = ", ".join(
                 f"{s} {n:,}"
-                for s, n in zip(FILTER_STEPS + ["minhash"], m.extra["dropped"], strict=True)
+                for s, n in zip(
+                    (FILTER_STEPS if filters else []) + ["minhash"], m.extra["dropped"], strict=True
+                )
             )
             line = f"  {name}: kept {m.extra['kept']:,}; removed by {steps}"
             if gt is not None:

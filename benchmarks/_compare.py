@@ -160,3 +160,16 @@ def print_side(name: str, docs: int, procs: int, measured: list[Measured]) -> fl
         f"peak RSS {rss:,.0f} MB all processes, {largest:,.0f} MB largest  [runs: {all_runs}]"
     )
     return seconds
+
+
+def print_ratio(fast: str, slow: str, a: list[Measured], b: list[Measured], what: str) -> None:
+    """`fast` vs `slow` three ways on a noisy machine: ratio of the medians, median of each run's
+    ratio (the two sides of run i ran back to back), and best time against best time."""
+    medians = statistics.median(m.seconds for m in b) / statistics.median(m.seconds for m in a)
+    paired = [y.seconds / x.seconds for x, y in zip(a, b, strict=True)]
+    best = min(m.seconds for m in b) / min(m.seconds for m in a)
+    print(
+        f"ratio: {fast} is {medians:.2f}x {slow}'s docs/s ({what}); per run "
+        f"{', '.join(f'{r:.2f}x' for r in paired)} (median {statistics.median(paired):.2f}x); "
+        f"best vs best {best:.2f}x"
+    )

@@ -46,6 +46,7 @@ from _compare import (  # noqa: E402
     corpus_arguments,
     count_docs,
     median_run,
+    print_ratio,
     print_side,
     resolve_corpus,
     run_measured,
@@ -221,9 +222,10 @@ def compare(corpus: Path, limit: int, runs: int, tmp: Path) -> None:
 
     results = alternate({"curate": one("curate"), "datasketch": one("datasketch")}, runs)
     print(f"medians of {runs} runs ({SHARED_NOTE}):")
-    cu = print_side("curate minhash (per-stage)", docs, 1, results["curate"])
-    ds = print_side("datasketch 2.0 naive", docs, 1, results["datasketch"])
-    print(f"ratio: curate is {ds / cu:.2f}x datasketch's docs/s (1 process each, same run)")
+    print_side("curate minhash (per-stage)", docs, 1, results["curate"])
+    print_side("datasketch 2.0 naive", docs, 1, results["datasketch"])
+    same = "1 process each, same run"
+    print_ratio("curate", "datasketch", results["curate"], results["datasketch"], same)
     truth_path = subset / "ground_truth.parquet"
     if truth_path.exists():
         gt = pq.read_table(truth_path, columns=["id", "kind", "source_id"]).to_pydict()

@@ -49,6 +49,7 @@ from _compare import (  # noqa: E402
     corpus_arguments,
     count_docs,
     median_run,
+    print_ratio,
     print_side,
     resolve_corpus,
     run_measured,
@@ -162,14 +163,15 @@ def main() -> None:
             args.runs,
         )
         print(f"medians of {args.runs} runs ({SHARED_NOTE}):")
-        cu = print_side("curate (CLI, embedded Ray)", docs, args.workers, results["curate"])
-        dt = print_side(
+        print_side("curate (CLI, embedded Ray)", docs, args.workers, results["curate"])
+        print_side(
             f"datatrove 0.10.1 ({args.tokenizer} tokenizer)",
             docs,
             args.workers,
             results["datatrove"],
         )
-        print(f"ratio: curate is {dt / cu:.2f}x datatrove's docs/s (same processes, same run)")
+        same = "same processes, same run"
+        print_ratio("curate", "datatrove", results["curate"], results["datatrove"], same)
         truth_path = corpus / "ground_truth.parquet"
         gt = pq.read_table(truth_path).to_pydict() if truth_path.exists() else None
         for name in ("curate", "datatrove"):

@@ -1,19 +1,23 @@
-"""Throughput, peak memory and accuracy of curate `minhash` vs naive datasketch on bench_100k.
+"""curate `minhash` vs naive datasketch, one process each, same run: docs/s, peak RSS, accuracy.
 
-curate: 112 perm, 14 bands x 8 rows, word 5-grams, default normalisation, run as the runner
-would (signatures per shard on a 2-process pool, then `decide` with the pool as parallel_map).
-datasketch 2.0, measured in the same run on the first `--limit` documents: one MinHash per
-document (update_batch over the same shingles, sha1), MinHashLSH(params=(14, 8)), query then
-insert in corpus order (first occurrence kept). Accuracy: removed documents vs the injected
-near_dup / exact_dup copies of ground_truth.parquet, order-free (see `accuracy`): half the copies
-precede their source, and either tool keeps whichever comes first.
+Comparison (like for like): both sides get the first `--limit` documents of the corpus (written
+once as 10 shards) and return the ids they would remove; each is a whole process (Python start,
+reading the shards, normalising and hashing, finding duplicates), run alternately `--runs` times,
+median reported. datasketch is one process, so curate gets one too: `--procs 1` (the runner's
+per-shard signatures, then `decide` with a 1-process pool as parallel_map). curate: 112 perm,
+14 bands x 8 rows, word 5-grams, default normalisation. datasketch 2.0: one MinHash per document
+(update_batch over the same shingles of curate's normalised text, sha1), MinHashLSH(params=(14,
+8)), query then insert in corpus order (first occurrence kept). Accuracy: removed documents vs the
+injected near_dup / exact_dup copies of ground_truth.parquet, order-free (see `_scoring.accuracy`).
 
-End to end: the same step alone through `curate run` (embedded local Ray, `--workers`, default
-2) in a subprocess; docs/s over the wall time of the command, Python and Ray start included; peak
-RSS sampled every 0.2 s (psutil) of the driver, of the largest `_UnitActor` worker and of the
-largest other Ray worker (the shuffle tasks), all descendants of that command only.
+End to end (not a comparison): the same step alone through `curate run` (embedded local Ray,
+`--workers`, default 2) over the whole corpus in a subprocess; docs/s over the wall time of the
+command, Python and Ray start included; peak RSS sampled every 0.2 s (psutil) of the driver, of
+the largest `_UnitActor` worker and of the largest other Ray worker (the shuffle tasks).
+`bench_minhash_datatrove.py` compares MinHash alone with datatrove's, reading and writing included.
 
-Run: python benchmarks/bench_minhash.py [--limit 20000] [--procs 2] [--workers 2] [--skip-e2e]
+Run: python benchmarks/bench_minhash.py [--corpus ../shared/data/bench_100k] [--limit 20000]
+       [--runs 3] [--workers 2] [--skip-e2e]
 """
 
 from __future__ import annotations
@@ -28,13 +32,26 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _compare import (  # noqa: E402
+    SHARED_NOTE,
+    Measured,
+    alternate,
+    corpus_arguments,
+    count_docs,
+    median_run,
+    print_ratio,
+    print_side,
+    resolve_corpus,
+    run_measured,
+    slice_corpus,
+)
 from _drive import write_sidecars  # noqa: E402
 from _scoring import accuracy, truth_clusters  # noqa: E402
 
@@ -42,7 +59,6 @@ from curate_filters.dedup.normalize import NormParams, normalize  # noqa: E402
 from curate_filters.dedup.step import MinHashDedup, MinHashParams  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO / ".." / "shared" / "data" / "bench_100k"
 PARAMS = MinHashParams(num_perm=112, bands=14, rows=8, ngram=5)
 
 
@@ -162,17 +178,11 @@ def run_e2e(shards: list[Path], workers: int) -> dict:
     }
 
 
-def run_datasketch(shards: list[Path], limit: int, queue) -> None:
+def run_datasketch(shards: list[Path]) -> set[str]:
     from datasketch import MinHash, MinHashLSH
 
-    table = pq.read_table(shards[0], columns=["id", "text"])
-    for s in shards[1:]:
-        if table.num_rows >= limit:
-            break
-        table = pa.concat_tables([table, pq.read_table(s, columns=["id", "text"])])
-    table = table.slice(0, limit)
+    table = pq.read_table(shards, columns=["id", "text"])
     ids = table.column("id").to_pylist()
-    start = time.perf_counter()
     texts = normalize(table.column("text"), NormParams()).to_pylist()
     lsh = MinHashLSH(num_perm=112, params=(14, 8))
     removed = set()
@@ -185,68 +195,78 @@ def run_datasketch(shards: list[Path], limit: int, queue) -> None:
             removed.add(key)
         else:
             lsh.insert(key, m)
-    queue.put((time.perf_counter() - start, removed, set(ids), _rss_mb(resource.RUSAGE_SELF)))
+    return removed
+
+
+def side(name: str, folder: Path, procs: int, result: Path) -> None:
+    """In a subprocess: one side of the comparison over `folder`'s shards; ids to `result`."""
+    shards = sorted(folder.glob("shard_*.parquet"))
+    removed = run_curate(shards, procs)[1] if name == "curate" else run_datasketch(shards)
+    result.write_text(json.dumps(sorted(removed)))
+
+
+def compare(corpus: Path, limit: int, runs: int, tmp: Path) -> None:
+    subset = slice_corpus(corpus, limit, tmp / "subset")
+    docs = count_docs(subset)
+    print(f"curate vs datasketch 2.0 on the first {docs:,} documents, 1 process each:")
+
+    def one(name: str) -> Callable[[int], Measured]:
+        def run(index: int) -> Measured:
+            result = tmp / f"{name}_{index}.json"
+            cmd = [sys.executable, __file__, "--side", name, str(subset), str(result)]
+            m = run_measured(cmd)
+            m.extra["removed"] = set(json.loads(result.read_text()))
+            return m
+
+        return run
+
+    results = alternate({"curate": one("curate"), "datasketch": one("datasketch")}, runs)
+    print(f"medians of {runs} runs ({SHARED_NOTE}):")
+    print_side("curate minhash (per-stage)", docs, 1, results["curate"])
+    print_side("datasketch 2.0 naive", docs, 1, results["datasketch"])
+    same = "1 process each, same run"
+    print_ratio("curate", "datasketch", results["curate"], results["datasketch"], same)
+    truth_path = subset / "ground_truth.parquet"
+    if truth_path.exists():
+        gt = pq.read_table(truth_path, columns=["id", "kind", "source_id"]).to_pydict()
+        clusters = truth_clusters(gt, set(gt["id"]))
+        for name in ("curate", "datasketch"):
+            removed = median_run(results[name]).extra["removed"]
+            p, r, f1 = accuracy(removed, clusters)
+            scores = f"precision {p:.4f}  recall {r:.4f}  F1 {f1:.4f}"
+            print(f"  {name}: removed {len(removed):,}  {scores}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--limit", type=int, default=20_000, help="documents given to datasketch")
-    ap.add_argument("--procs", type=int, default=2)
+    corpus_arguments(ap)
+    ap.add_argument("--limit", type=int, default=20_000, help="documents of the comparison")
     ap.add_argument("--workers", type=int, default=2, help="Ray workers of the end-to-end run")
-    ap.add_argument("--skip-e2e", action="store_true", help="only the per-stage figures")
+    ap.add_argument("--skip-e2e", action="store_true", help="only the comparison")
+    ap.add_argument("--side", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    shards = sorted(DATA.glob("shard_*.parquet"))
-    truth = pq.read_table(DATA / "ground_truth.parquet", columns=["id", "kind", "source_id"])
-    gt = truth.to_pydict()
-    n_docs = truth.num_rows
-
-    start = time.perf_counter()
-    figures, removed = run_curate(shards, args.procs)
-    total = time.perf_counter() - start
-    p, r, f1 = accuracy(removed, truth_clusters(gt))
-    print(f"curate minhash 14x8, word 5-grams, {n_docs} docs, {args.procs} processes")
-    for stage in ("signatures", "scatter", "gather", "components", "lookup_ids", "decide"):
-        seconds = figures.get(stage, 0.0)
-        print(f"  {stage:<11} {seconds:7.2f} s  {n_docs / max(seconds, 1e-9):>10,.0f} docs/s")
-    print(f"  overall     {total:7.2f} s  {n_docs / total:>10,.0f} docs/s (incl. pool start)")
-    print(
-        f"  peak RSS: driver {_rss_mb(resource.RUSAGE_SELF):.0f} MB, "
-        f"largest worker {figures['children_rss_mb']:.0f} MB"
-    )
-    print(f"  removed {len(removed)}  precision {p:.4f}  recall {r:.4f}  F1 {f1:.4f}")
-
-    if not args.skip_e2e:
+    if args.side:
+        side(args.side[0], Path(args.side[1]), 1, Path(args.side[2]))
+        return
+    with tempfile.TemporaryDirectory(prefix="bench_minhash_") as tmp:
+        corpus = resolve_corpus(args, Path(tmp))
+        compare(corpus, args.limit, args.runs, Path(tmp))
+        if args.skip_e2e:
+            return
+        shards = sorted(corpus.glob("shard_*.parquet"))
+        truth = pq.read_table(corpus / "ground_truth.parquet", columns=["id", "kind", "source_id"])
         e2e = run_e2e(shards, args.workers)
-        ep, er, ef1 = accuracy(e2e["removed"], truth_clusters(gt))
+        ep, er, ef1 = accuracy(e2e["removed"], truth_clusters(truth.to_pydict()))
         print(f"curate run, minhash only, embedded Ray, {args.workers} workers (end to end)")
         print(
             f"  overall     {e2e['seconds']:7.2f} s  {e2e['docs'] / e2e['seconds']:>10,.0f} docs/s "
-            f"(incl. Python and Ray start; decide {e2e['decide_s']:.1f} s)"
+            f"(incl. Python and Ray start; decide {e2e['decide_s']:.1f} s; {SHARED_NOTE})"
         )
         print(
             f"  peak RSS: driver {e2e['driver_mb']:.0f} MB, largest _UnitActor "
             f"{e2e['actor_mb']:.0f} MB, largest shuffle task worker {e2e['task_mb']:.0f} MB"
         )
         print(f"  removed {len(e2e['removed'])}  precision {ep:.4f}  recall {er:.4f}  F1 {ef1:.4f}")
-        print(f"  same removals as the per-stage run: {e2e['removed'] == removed}")
-
-    queue = mp.get_context("spawn").Queue()
-    child = mp.get_context("spawn").Process(target=run_datasketch, args=(shards, args.limit, queue))
-    child.start()
-    seconds, ds_removed, subset, rss = queue.get()
-    child.join()
-    sub_truth = truth_clusters(gt, subset)
-    dp, dr, df1 = accuracy(ds_removed, sub_truth)
-    cp, cr, cf1 = accuracy(removed & subset, sub_truth)
-    print(f"datasketch 2.0 naive, first {len(subset)} docs, 1 process")
-    print(
-        f"  overall     {seconds:7.2f} s  {len(subset) / seconds:>10,.0f} docs/s, "
-        f"peak RSS {rss:.0f} MB"
-    )
-    print(f"  removed {len(ds_removed)}  precision {dp:.4f}  recall {dr:.4f}  F1 {df1:.4f}")
-    print(f"  curate on the same subset: precision {cp:.4f}  recall {cr:.4f}  F1 {cf1:.4f}")
-    ratio = (n_docs / total) / (len(subset) / seconds)
-    print(f"speed-up (curate overall docs/s / datasketch docs/s): {ratio:.1f}x")
 
 
 if __name__ == "__main__":

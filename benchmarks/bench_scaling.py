@@ -1,46 +1,75 @@
-"""Scaling of the full quickstart pipeline (langid, heuristics, fastText quality, KenLM perplexity,
-MinHash) over >= 200,000 documents on 1 and 2 Ray workers: docs/s, speed-up, per-step share.
+"""Scaling: 2 Ray workers vs 1, end to end, on >= 200,000 documents; peak RSS from 100k to 400k.
 
-Run: python benchmarks/bench_scaling.py [--copies 2] [--shared ../shared/data]
-The corpus is bench_100k repeated `--copies` times; copy k > 0 gets a light edit so it is not an
-exact copy: every (17 + k)-th word is dropped and ids get the suffix `-r<k>` (a near-duplicate of
-its source, as web crawls hold; MinHash removes part of them). Each run is a fresh subprocess.
+Speed-up: the full quickstart pipeline (langid, heuristics, C4 line cleaning, PII, fastText
+quality, KenLM perplexity, MinHash; `--pipeline heuristics` for the four filters + MinHash of
+bench_vs_datatrove.py) through `curate run --executor ray --workers N` as a subprocess (Python and
+Ray start included), 1 and 2 workers alternating, median of `--runs`, on `--copies` copies of the
+corpus (default 2: 200,000 documents from a 100k one). Prints docs/s, docs/s per worker and the
+ratio (target >= 1.85x).
+
+Peak RSS (`--rss 1,2,4`): the same pipeline on 2 workers over 1, 2, 4 copies (100k, 200k, 400k
+documents from a 100k corpus), one run each, printing the peak of the summed RSS of the whole
+process tree (driver, raylet, GCS, workers) and of the largest single process, sampled every
+0.2 s (psutil); flat means the 4-copy peaks stay near the 1-copy ones.
+
+Copy k > 0 of the corpus gets a light edit so it is not an exact copy: every (17 + k)-th word is
+dropped and ids get the suffix `-r<k>` (a near-duplicate of its source, as web crawls hold;
+MinHash removes part of them). The corpus is `--corpus PATH` (shard_*.parquet) or, by default,
+make_corpus.py's `--docs` documents.
+
+Run: python benchmarks/bench_scaling.py [--corpus ../shared/data/bench_100k] [--copies 2]
+       [--runs 3] [--pipeline quickstart|heuristics] [--rss 1,2,4] [--skip-speedup]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import subprocess
+import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-PIPELINE = REPO / "examples" / "quickstart" / "pipeline.yaml"
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _compare import (  # noqa: E402
+    REPO,
+    SHARED_NOTE,
+    Measured,
+    alternate,
+    corpus_arguments,
+    print_ratio,
+    print_side,
+    resolve_corpus,
+    run_measured,
+)
+
+QUICKSTART = REPO / "examples" / "quickstart" / "pipeline.yaml"
+HEURISTICS = ["gopher_repetition", "gopher_quality", "c4_lines", "fineweb_quality"]
 
 
-def build_corpus(shared: Path, out: Path, copies: int) -> int:
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
+def build_corpus(base: Path, out: Path, copies: int) -> int:
+    """`copies` copies of `base`'s shards, copy k > 0 lightly edited (see the module docstring)."""
+    out.mkdir(parents=True, exist_ok=True)
     rows = 0
     for k in range(copies):
-        for shard in sorted((shared / "bench_100k").glob("shard_*.parquet")):
+        for shard in sorted(base.glob("shard_*.parquet")):
             table = pq.read_table(shard, columns=["id", "text"])
             if k:
                 words = pc.utf8_split_whitespace(table["text"].combine_chunks())
                 flat = pc.list_flatten(words)
-                pos = np.concatenate([np.arange(n) for n in pc.list_value_length(words).to_numpy()])
+                lengths = pc.list_value_length(words).to_numpy()
+                pos = np.arange(len(flat)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
                 keep = (pos % (17 + k)) != (16 + k)
                 parents = pc.list_parent_indices(words).to_numpy()[keep]
-                kept = flat.filter(pa.array(keep))
                 joined = pa.ListArray.from_arrays(
                     np.concatenate([[0], np.cumsum(np.bincount(parents, minlength=len(table)))]),
-                    kept,
+                    flat.filter(pa.array(keep)),
                 )
                 table = pa.table(
                     {
@@ -53,86 +82,88 @@ def build_corpus(shared: Path, out: Path, copies: int) -> int:
     return rows
 
 
-def child(corpus: str, out: str, workers: int) -> None:
-    """In a subprocess: one run of the quickstart pipeline; prints its stats as JSON."""
-    import yaml
+def write_config(corpus: Path, out: Path, pipeline: str, path: Path) -> Path:
+    if pipeline == "quickstart":
+        steps = yaml.safe_load(QUICKSTART.read_text())["steps"]
+        for step in steps:
+            if "model" in step.get("params", {}):
+                step["params"]["model"] = str(REPO / step["params"]["model"])
+    else:
+        minhash = {"num_perm": 112, "bands": 14, "rows": 8, "ngram": 5}
+        steps = [{"use": s} for s in HEURISTICS] + [{"use": "minhash", "params": minhash}]
+    config = {
+        "input": {"path": str(corpus / "*.parquet"), "id_column": "id"},
+        "output": {"path": str(out)},
+        "steps": steps,
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
 
-    from curate import config as cfg
-    from curate import runner
 
-    data = yaml.safe_load(PIPELINE.read_text())
-    data["input"]["path"] = corpus
-    data["output"]["path"] = out
-    data["ray"] = {"workers": workers}
-    for step in data["steps"]:
-        if "model" in step.get("params", {}):
-            step["params"]["model"] = str(REPO / step["params"]["model"])
-    t0 = time.perf_counter()
-    result = runner.run(cfg.load(base=data), overwrite=True, progress="quiet")
-    print(json.dumps({"wall": time.perf_counter() - t0, "stats": result.stats}))
+def curate_run(config: Path, workers: int) -> Measured:
+    cmd = [sys.executable, "-m", "curate.cli", "run", str(config), "--quiet", "--overwrite"]
+    m = run_measured(cmd + ["--executor", "ray", "--workers", str(workers)])
+    out = yaml.safe_load(config.read_text())["output"]["path"]
+    stats = json.loads((Path(out) / "stats.json").read_text())
+    m.extra = {"kept": stats["total"]["kept"], "startup": stats["total"].get("startup_seconds")}
+    return m
+
+
+def speedup(base: Path, tmp: Path, copies: int, runs: int, pipeline: str) -> None:
+    corpus = tmp / f"x{copies}"
+    docs = build_corpus(base, corpus, copies)
+    print(f"{pipeline} pipeline, {docs:,} documents ({copies} copies of {base}), {runs} runs")
+    sides = {
+        f"{w} worker{'s' * (w > 1)}": (
+            lambda run, w=w: curate_run(
+                write_config(corpus, tmp / f"out{w}", pipeline, tmp / f"w{w}.yaml"), w
+            )
+        )
+        for w in (1, 2)
+    }
+    results = alternate(sides, runs)
+    print(f"medians ({SHARED_NOTE}):")
+    print_side("curate, 1 worker", docs, 1, results["1 worker"])
+    print_side("curate, 2 workers", docs, 2, results["2 workers"])
+    print_ratio(
+        "2 workers", "1 worker", results["2 workers"], results["1 worker"], "target >= 1.85x"
+    )
+    startup = {k: statistics.median(m.extra["startup"] or 0 for m in v) for k, v in results.items()}
+    kept = {k: v[0].extra["kept"] for k, v in results.items()}
+    print(f"  start-up (Ray, step setup; median): {startup}; kept: {kept}")
+
+
+def peak_rss(base: Path, tmp: Path, copies: list[int], pipeline: str) -> None:
+    print(f"peak RSS, {pipeline} pipeline, 2 workers, one run per size ({SHARED_NOTE}):")
+    first = None
+    for n in copies:
+        corpus = tmp / f"x{n}"
+        if not corpus.exists():
+            build_corpus(base, corpus, n)
+        docs = sum(pq.ParquetFile(p).metadata.num_rows for p in corpus.glob("*.parquet"))
+        m = curate_run(write_config(corpus, tmp / "rss", pipeline, tmp / "rss.yaml"), 2)
+        first = first or m
+        print(
+            f"  {docs:>9,} docs: {m.seconds:6.1f} s, peak RSS {m.tree_rss / 2**20:7,.0f} MB all "
+            f"processes ({m.tree_rss / first.tree_rss:.2f}x the first), largest process "
+            f"{m.largest_rss / 2**20:6,.0f} MB ({m.largest_rss / first.largest_rss:.2f}x)"
+        )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--shared", default=str(REPO.parent / "shared" / "data"))
-    parser.add_argument("--copies", type=int, default=2)
-    parser.add_argument("--child", nargs=3)
-    args = parser.parse_args()
-    if args.child:
-        child(args.child[0], args.child[1], int(args.child[2]))
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        corpus = Path(tmp) / "corpus"
-        corpus.mkdir()
-        docs = build_corpus(Path(args.shared), corpus, args.copies)
-        print(f"corpus: {docs:,} documents ({args.copies} copies of bench_100k)")
-        results = {}
-        for workers in (1, 2):
-            out = (
-                subprocess.run(
-                    [
-                        sys.executable,
-                        __file__,
-                        "--child",
-                        str(corpus),
-                        f"{tmp}/out{workers}",
-                        str(workers),
-                    ],
-                    capture_output=True,
-                    text=True,
-                    cwd=REPO,
-                    check=True,
-                )
-                .stdout.strip()
-                .splitlines()[-1]
-            )
-            results[workers] = json.loads(out)
-            r = results[workers]
-            print(
-                f"{workers} worker(s): {r['wall']:.0f} s, {docs / r['wall']:,.0f} docs/s, "
-                f"kept {r['stats']['total']['kept']:,}"
-            )
-        print(f"speed-up 2 vs 1 workers: {results[1]['wall'] / results[2]['wall']:.2f}x")
-        # Without the fixed start-up (Ray start, each step's setup), which does not parallelise.
-        work = {
-            w: r["wall"] - r["stats"]["total"].get("startup_seconds", 0) for w, r in results.items()
-        }
-        print(
-            f"start-up {results[1]['stats']['total'].get('startup_seconds', 0):.1f} s / "
-            f"{results[2]['stats']['total'].get('startup_seconds', 0):.1f} s; speed-up after "
-            f"start-up: {work[1] / work[2]:.2f}x"
-        )
-        steps = results[1]["stats"]["steps"]
-        # A step's seconds already include signature and decide time (stats.merge).
-        secs = {k: v.get("seconds", 0) for k, v in steps.items()}
-        total = sum(secs.values()) or 1
-        for sid, s in secs.items():
-            print(f"  {sid:20s} {s:8.1f} s  {100 * s / total:5.1f}% of step time (1 worker)")
-        print(
-            json.dumps(
-                {w: {"wall": r["wall"], "docs_per_s": docs / r["wall"]} for w, r in results.items()}
-            )
-        )
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    corpus_arguments(ap)
+    ap.add_argument("--copies", type=int, default=2, help="copies of the corpus for the speed-up")
+    ap.add_argument("--pipeline", choices=["quickstart", "heuristics"], default="quickstart")
+    ap.add_argument("--rss", help="copies for the peak-RSS check, e.g. 1,2,4 (default: skip)")
+    ap.add_argument("--skip-speedup", action="store_true")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench_scaling_") as tmp:
+        base = resolve_corpus(args, Path(tmp))
+        if not args.skip_speedup:
+            speedup(base, Path(tmp), args.copies, args.runs, args.pipeline)
+        if args.rss:
+            peak_rss(base, Path(tmp), [int(n) for n in args.rss.split(",")], args.pipeline)
 
 
 if __name__ == "__main__":

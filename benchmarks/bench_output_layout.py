@@ -1,8 +1,8 @@
 """What an output folder holds (files, row groups, bytes per folder), and how fast a unit's
 files are written one row group per batch (the old layout) vs in row groups of a target size.
 
-    python scripts/output_layout.py layout OUT [OUT ...]
-    python scripts/output_layout.py write [--rows 200000] [--batch 2048] [--repeats 3]
+    python benchmarks/bench_output_layout.py layout OUT [OUT ...]
+    python benchmarks/bench_output_layout.py write [--rows 200000] [--batch 2048] [--repeats 3]
 
 `write` builds its rows from the shipped sample (examples/quickstart/data), so it runs from a
 clone; both layouts write the same tables with the same codec in the same process, alternating.

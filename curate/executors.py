@@ -18,7 +18,7 @@ import pyarrow as pa
 from curate import exits, io, ownership, retry, stages
 from curate.config import ConfigError, PipelineConfig
 from curate.models import pack
-from curate.process import BoundStep, StepError, UnitProcessor
+from curate.process import BoundStep, StepError, UnitProcessor, setup_step
 
 
 class RunError(RuntimeError):
@@ -110,12 +110,7 @@ class _StepActor:
         config, packed, shipped = self._args
         (step,) = _worker_steps(config, packed, shipped)
         instance = stages.build(step, config.input.text_column)
-        try:
-            instance.setup()
-        except Exception as exc:
-            raise StepError(
-                f"step '{step.sid}' failed to set up: {type(exc).__name__}: {exc}"
-            ) from exc
+        setup_step(step.sid, instance)
         return instance
 
     def ready(self) -> str | None:

@@ -105,6 +105,14 @@ def build_instances(steps: list[BoundStep], text_column: str) -> dict[str, Filte
     return {s.sid: stages.build(s, text_column) for s in steps}
 
 
+def setup_step(sid: str, instance: Any) -> None:
+    """Load a step's models; a failure is a StepError naming the step."""
+    try:
+        instance.setup()
+    except Exception as exc:
+        raise StepError(f"step '{sid}' failed to set up: {type(exc).__name__}: {exc}") from exc
+
+
 class UnitProcessor:
     """One unit through one segment: reader -> batch chain -> unit writer. Knows nothing of Ray."""
 
@@ -131,14 +139,8 @@ class UnitProcessor:
 
     def setup(self) -> None:
         for sid, instance in self.instances.items():
-            if sid in self.reused:
-                continue
-            try:
-                instance.setup()
-            except Exception as exc:
-                raise StepError(
-                    f"step '{sid}' failed to set up: {type(exc).__name__}: {exc}"
-                ) from exc
+            if sid not in self.reused:
+                setup_step(sid, instance)
 
     def _read(self, seg_index: int, unit: io.WorkUnit) -> tuple[Iterator, pa.Schema | None]:
         """The unit's batches for this segment, and its schema (None when it is not known)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 import sys
@@ -44,7 +45,9 @@ class LocalExecutor:
             )
 
     def parallel_map(self, fn: Callable[..., Any], items: Iterable[Any]) -> list[Any]:
-        return [fn(item) for item in items]
+        storage = self.processor.config.storage
+        where = (storage.s3_endpoint_url, storage.s3_region)
+        return [_call(fn, item, where, storage.retries) for item in items]
 
     def close(self) -> None:
         pass
@@ -95,7 +98,8 @@ class _UnitActor:
         self, fn: Callable[..., Any], item: Any, storage: tuple[str | None, str | None]
     ) -> Any:
         """One item of the runner's `parallel_map` (a global step's shuffle, the id check)."""
-        return _call(fn, item, storage)
+        config = self._args[0]
+        return _call(fn, item, storage, config.storage.retries)
 
     def process(self, seg: int, unit: io.WorkUnit, decision: Any) -> dict[str, Any]:
         self.processor = self.processor or self._setup()
@@ -287,9 +291,23 @@ def _rotated(pools: dict[str, list[str]], start: int) -> dict[str, list[str]]:
     return {sid: [*p[start % len(p) :], *p[: start % len(p)]] for sid, p in pools.items()}
 
 
-def _call(fn: Callable[..., Any], item: Any, storage: tuple[str | None, str | None]) -> Any:
+def _call(
+    fn: Callable[..., Any], item: Any, storage: tuple[str | None, str | None], attempts: int
+) -> Any:
+    """One item of `parallel_map`, again on a transient storage error (an object store's 503)."""
     io.configure_storage(*storage)
-    return fn(item)
+    return retry.call(
+        lambda: fn(item),
+        f"{_task_name(fn)} of a global step or check",
+        retry.Policy(attempts=attempts),
+    )
+
+
+def _task_name(fn: Callable[..., Any]) -> str:
+    """`scatter_ids`, `large_star`, ...: the function a `parallel_map` task runs."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return getattr(fn, "__name__", type(fn).__name__)
 
 
 def _check_reachable(address: str) -> None:

@@ -125,8 +125,10 @@ class GlobalStep(Step):
     def decide(self, sidecars: list[str], parallel_map: ParallelMap, workdir: str) -> pa.Table:
         """Read the sidecar files, return the decision table (see the class docstring).
 
-        `parallel_map(fn, items)` runs `fn` over items on the cluster (or in process); `workdir`
-        is a folder for intermediate files that a person can open.
+        `parallel_map(fn, items)` runs `fn` over items on the cluster (or in process); an
+        item that meets a transient storage error is run again (up to `storage.retries` times),
+        so `fn` must be safe to repeat: write its own files whole, tolerate a file it deletes
+        being gone. `workdir` is a folder for intermediate files that a person can open.
         """
         raise NotImplementedError
 

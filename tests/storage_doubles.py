@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fnmatch
+import sys
 import threading
 import time
 from collections import Counter
@@ -216,12 +217,20 @@ def recording(
                 recorder.footers[where] += 1
         real_init(self, source, *args, **kwargs)
 
+    def importers(of: Any) -> list[Any]:
+        """Modules that did `from curate.io import filesystem` (the dedup room) and hold `of`."""
+        return [m for m in list(sys.modules.values()) if getattr(m, "filesystem", None) is of]
+
     io.filesystem = filesystem
+    for module in importers(real_filesystem):
+        module.filesystem = filesystem
     pq.ParquetFile.__init__ = init
     try:
         yield recorder
     finally:
-        io.filesystem = real_filesystem
+        # Including modules first imported inside the block: they bound the double's function.
+        for module in importers(filesystem):
+            module.filesystem = real_filesystem
         pq.ParquetFile.__init__ = real_init
 
 

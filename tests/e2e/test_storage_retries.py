@@ -114,3 +114,15 @@ def test_a_store_that_never_recovers_is_one_sentence_naming_the_unit(tmp_path):
     again = _run(conf)
     assert again.exit_code == 0, again.output
     _check_like_clean(tmp_path, inp, "down")
+
+
+def test_a_global_steps_shuffle_task_whose_read_fails_is_retried(tmp_path):
+    inp = _corpus(tmp_path)
+    conf = _config(tmp_path, inp, "shuffle")
+    # The first two reads of one sidecar are the minhash shuffle's (a `parallel_map` task, not
+    # a unit): each gets a 503, and the task is run again.
+    with recording(fail_glob="*/_sidecar/mh/part-00001*", fail_times=2) as rec:
+        result = _run(conf)
+    assert result.exit_code == 0, result.output
+    assert rec.handler.fail_left == 0  # both failures happened
+    _check_like_clean(tmp_path, inp, "shuffle")

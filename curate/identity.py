@@ -102,6 +102,10 @@ def build_plan(
     bound = {s.sid: s for s in steps}
     for raw, step_config in zip(resolved["steps"], config.steps, strict=True):
         raw["id"] = step_config.step_id
+        # A step's CPUs only say how many actors fit on a node: the output is the same, so a
+        # resume may change them. GPUs (the device and its dtype) and batch_size stay in.
+        kept = {k: v for k, v in (raw.get("resources") or {}).items() if k != "cpus"}
+        raw["resources"] = kept or None
         if step_config.step_id in bound:  # defaults filled in, model paths absolute
             raw["params"] = bound[step_config.step_id].params.model_dump(mode="json")
     plan: dict[str, Any] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -80,8 +81,14 @@ class HFBackend:
     """Token-weighted perplexity exp(mean NLL) from a local causal LM, batched by length."""
 
     def __init__(
-        self, model_path: str, device: str = "auto", max_tokens: int = 1024, batch_size: int = 16
+        self,
+        model_path: str,
+        device: str = "auto",
+        max_tokens: int = 1024,
+        batch_size: int = 16,
+        cap: bool = False,
     ) -> None:
+        """`cap`: a `max_tokens` beyond the model's positions becomes them (else: refused)."""
         torch, transformers = _import_torch()
         if not Path(model_path).is_dir():
             raise FileNotFoundError(
@@ -104,6 +111,16 @@ class HFBackend:
             dtype=torch.bfloat16 if use_bf16 else torch.float32,
         ).to(self.device)
         self.model.eval()
+        positions = model_positions(self.model.config)
+        if positions is not None and max_tokens > positions and cap:
+            max_tokens = positions
+        if positions is not None and max_tokens > positions:
+            # Past its positions a model indexes out of its embedding table (a bare IndexError
+            # in the middle of a unit): refuse at setup, with the number to use.
+            raise ValueError(
+                f"params.max_tokens {max_tokens} is more than the {positions} positions model "
+                f"{model_path!r} has: set max_tokens to {positions} or less"
+            )
         self.max_tokens = max_tokens
         self.batch_size = batch_size
         # A leading BOS lets the model score the document's first token too.
@@ -155,3 +172,12 @@ class HFBackend:
                     ).item()
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(count > 0, np.exp(nll / count), np.nan)
+
+
+def model_positions(config: Any) -> int | None:
+    """The most tokens a causal LM's position embeddings cover, as its config names them."""
+    for name in ("max_position_embeddings", "n_positions", "n_ctx", "seq_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None

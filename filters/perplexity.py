@@ -70,7 +70,10 @@ class PerplexityParams(Params):
         "trained; `curate train lm` strips them unless --keep-accents).",
     )
     max_tokens: int = Field(
-        1024, ge=2, description="hf: documents are truncated to this many tokens (BOS included)."
+        1024,
+        ge=2,
+        description="hf: documents are truncated to this many tokens (BOS included); the "
+        "default is capped at the model's positions, a value set above them is refused.",
     )
     batch_size: int = Field(16, ge=1, description="hf: documents per forward pass.")
     device: Literal["auto", "cpu", "cuda"] = Field(
@@ -136,7 +139,9 @@ class Perplexity(Filter):
         if p.backend == "kenlm":
             self._backend = KenLMBackend(p.model, strip_accents=p.strip_accents)
         else:
-            self._backend = HFBackend(p.model, p.device, p.max_tokens, p.batch_size)
+            # Only a max_tokens the user wrote is held to: the default yields to a small model.
+            asked = "max_tokens" in p.model_fields_set
+            self._backend = HFBackend(p.model, p.device, p.max_tokens, p.batch_size, cap=not asked)
         if p.bucket_cutoffs is not None:
             self._cutoffs = list(p.bucket_cutoffs)
         elif p.reference is not None:

@@ -236,6 +236,22 @@ def test_a_changed_shard_is_named(tmp_path):
     assert "input file changed:" in message(result) and "shard-1.parquet" in message(result)
 
 
+def test_a_steps_cpus_may_change_between_runs_but_not_its_gpus(tmp_path):
+    inp = corpus(tmp_path)
+
+    def with_resources(resources: dict) -> Path:
+        return config(tmp_path, inp, [{**WORDS[0], "resources": resources}])
+
+    assert curate(str(with_resources({"cpus": 1}))).exit_code == 0
+    # CPUs only say how many actors fit: the same output, so the finished run stands.
+    rerun = cli.invoke(app, ["run", str(with_resources({"cpus": 2})), "--executor", "local"])
+    assert rerun.exit_code == 0 and "already complete" in rerun.output
+    # A GPU is another device (and dtype): its scores may differ, so it is another run.
+    result = curate(str(with_resources({"cpus": 2, "gpus": 1})))
+    assert result.exit_code == 2
+    assert "steps.0.resources" in message(result) and "--overwrite" in message(result)
+
+
 def test_a_model_swapped_before_resume_is_refused_and_run_yaml_kept(tmp_path):
     pytest.importorskip("fasttext")
     model = tmp_path / "quality.ftz"

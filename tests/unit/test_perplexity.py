@@ -230,6 +230,25 @@ def test_hf_truncates_to_max_tokens(tiny_gpt2):
     assert a == pytest.approx(b, rel=1e-5)
 
 
+def test_hf_max_tokens_set_beyond_the_models_positions_is_refused_the_default_capped(tiny_gpt2):
+    import transformers
+
+    positions = transformers.AutoConfig.from_pretrained(tiny_gpt2).n_positions
+    long_doc = "the cat sat on the mat " * 40  # more tokens than the model has positions
+
+    def score(step: Perplexity) -> float:
+        return step.score(table(long_doc))["perplexity"][0].as_py()
+
+    at_most = score(hf(tiny_gpt2, max_tokens=positions))
+    assert at_most > 0
+    # The default (1024) yields to the model's positions: the same score, no IndexError.
+    assert score(hf(tiny_gpt2)) == at_most
+    with pytest.raises(
+        ValueError, match=f"max_tokens {positions + 1} is more than the {positions}"
+    ):
+        hf(tiny_gpt2, max_tokens=positions + 1)
+
+
 def test_hf_empty_text_is_undefined_and_empty_batch_typed(tiny_gpt2):
     step = hf(tiny_gpt2)
     assert math.isnan(step.score(table(""))["perplexity"][0].as_py())

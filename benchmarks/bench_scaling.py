@@ -12,13 +12,19 @@ documents from a 100k corpus), one run each, printing the peak of the summed RSS
 process tree (driver, raylet, GCS, workers) and of the largest single process, sampled every
 0.2 s (psutil); flat means the 4-copy peaks stay near the 1-copy ones.
 
+The machine's own ceiling (`--ceiling`): the same pipeline in process (`--executor local`, no
+Ray), on each half of the corpus's shards; both halves one after the other, then both at once as
+two processes. The ratio (sequential time / concurrent time) is what two processes of this work
+gain on this machine at best (2.0 on two independent cores; less where the cores share a
+physical core, caches or memory bandwidth), the bound the 2-worker speed-up is measured against.
+
 Copy k > 0 of the corpus gets a light edit so it is not an exact copy: every (17 + k)-th word is
 dropped and ids get the suffix `-r<k>` (a near-duplicate of its source, as web crawls hold;
 MinHash removes part of them). The corpus is `--corpus PATH` (shard_*.parquet) or, by default,
 make_corpus.py's `--docs` documents.
 
 Run: python benchmarks/bench_scaling.py [--corpus ../shared/data/bench_100k] [--copies 2]
-       [--runs 3] [--pipeline quickstart|heuristics] [--rss 1,2,4] [--skip-speedup]
+       [--runs 3] [--pipeline quickstart|heuristics] [--rss 1,2,4] [--skip-speedup] [--ceiling]
 """
 
 from __future__ import annotations
@@ -26,8 +32,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +90,9 @@ def build_corpus(base: Path, out: Path, copies: int) -> int:
     return rows
 
 
-def write_config(corpus: Path, out: Path, pipeline: str, path: Path) -> Path:
+def write_config(
+    corpus: Path, out: Path, pipeline: str, path: Path, files: list[Path] | None = None
+) -> Path:
     if pipeline == "quickstart":
         steps = yaml.safe_load(QUICKSTART.read_text())["steps"]
         for step in steps:
@@ -92,7 +102,10 @@ def write_config(corpus: Path, out: Path, pipeline: str, path: Path) -> Path:
         minhash = {"num_perm": 112, "bands": 14, "rows": 8, "ngram": 5}
         steps = [{"use": s} for s in HEURISTICS] + [{"use": "minhash", "params": minhash}]
     config = {
-        "input": {"path": str(corpus / "*.parquet"), "id_column": "id"},
+        "input": {
+            "path": [str(f) for f in files] if files else str(corpus / "*.parquet"),
+            "id_column": "id",
+        },
         "output": {"path": str(out)},
         "steps": steps,
     }
@@ -133,6 +146,42 @@ def speedup(base: Path, tmp: Path, copies: int, runs: int, pipeline: str) -> Non
     print(f"  start-up (Ray, step setup; median): {startup}; kept: {kept}")
 
 
+def ceiling(base: Path, tmp: Path, copies: int, runs: int, pipeline: str) -> None:
+    corpus = tmp / f"x{copies}"
+    if not corpus.exists():
+        build_corpus(base, corpus, copies)
+    shards = sorted(corpus.glob("*.parquet"))
+    halves = [shards[0::2], shards[1::2]]
+    commands = [
+        [sys.executable, "-m", "curate.cli", "run", "--quiet", "--overwrite"]
+        + ["--executor", "local"]
+        + [str(write_config(corpus, tmp / f"half{i}", pipeline, tmp / f"h{i}.yaml", half))]
+        for i, half in enumerate(halves)
+    ]
+
+    def timed(procs: list[list[str]]) -> float:
+        t0 = time.perf_counter()
+        running = [subprocess.Popen(c, cwd=REPO) for c in procs]
+        if any(p.wait() for p in running):
+            raise SystemExit(f"a run failed: {procs}")
+        return time.perf_counter() - t0
+
+    sequential, concurrent = [], []
+    for run in range(runs):  # alternating, like every comparison here
+        order = [False, True] if run % 2 == 0 else [True, False]
+        for together in order:
+            if together:
+                concurrent.append(timed(commands))
+            else:
+                sequential.append(sum(timed([c]) for c in commands))
+    seq, con = statistics.median(sequential), statistics.median(concurrent)
+    print(
+        f"machine ceiling ({pipeline}, in process, no Ray; {SHARED_NOTE}): the two halves "
+        f"one after the other {seq:.1f} s, at once as two processes {con:.1f} s: "
+        f"{seq / con:.2f}x is the most two processes of this work gain here"
+    )
+
+
 def peak_rss(base: Path, tmp: Path, copies: list[int], pipeline: str) -> None:
     print(f"peak RSS, {pipeline} pipeline, 2 workers, one run per size ({SHARED_NOTE}):")
     first = None
@@ -157,11 +206,16 @@ def main() -> None:
     ap.add_argument("--pipeline", choices=["quickstart", "heuristics"], default="quickstart")
     ap.add_argument("--rss", help="copies for the peak-RSS check, e.g. 1,2,4 (default: skip)")
     ap.add_argument("--skip-speedup", action="store_true")
+    ap.add_argument(
+        "--ceiling", action="store_true", help="also measure two in-process runs at once"
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench_scaling_") as tmp:
         base = resolve_corpus(args, Path(tmp))
         if not args.skip_speedup:
             speedup(base, Path(tmp), args.copies, args.runs, args.pipeline)
+        if args.ceiling:
+            ceiling(base, Path(tmp), args.copies, args.runs, args.pipeline)
         if args.rss:
             peak_rss(base, Path(tmp), [int(n) for n in args.rss.split(",")], args.pipeline)
 

@@ -139,3 +139,23 @@ def test_row_groups_are_the_same_bytes_on_ray_and_in_process(ray_session, tmp_pa
         "rejected/part-00002-s1.parquet",
     ]
     assert outs["w2"] == outs["local"]
+
+
+def test_segment_files_are_uncompressed_on_a_local_disk_the_output_compressed(tmp_path):
+    inp = corpus(tmp_path)
+    out = tmp_path / "out"
+    conf = config(tmp_path, inp, STEPS, keep_intermediate=True)
+    assert run(str(conf), "--quiet").exit_code == 0
+
+    def codecs(path: Path) -> set[str]:
+        meta = pq.ParquetFile(path).metadata
+        return {
+            meta.row_group(g).column(c).compression
+            for g in range(meta.num_row_groups)
+            for c in range(meta.num_columns)
+        }
+
+    segment = sorted((out / "_segments").rglob("*.parquet"))
+    assert segment and all(codecs(p) == {"UNCOMPRESSED"} for p in segment)
+    finals = [*(out / "data").glob("*.parquet"), *(out / "rejected").glob("*.parquet")]
+    assert finals and all(codecs(p) == {"ZSTD"} for p in finals)

@@ -91,6 +91,7 @@ def curate_side(corpus: Path, work: Path, workers: int, steps: list[dict], run: 
     minhash = ledger.filter(pc.equal(ledger["reason"], "minhash"))["id"]
     m.extra = {
         "kept": stats["total"]["kept"],
+        "phases": stats["total"].get("phases", {}),
         "dropped": dropped,
         "removed": set(minhash.to_pylist()),
         "reached": set(minhash.to_pylist()) | set(kept_ids.to_pylist()),
@@ -189,6 +190,13 @@ def main() -> None:
             print(line)
         stages = median_run(results["datatrove"]).extra["stages"]
         print("  datatrove stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in stages.items()))
+        middle = median_run(results["curate"])
+        phases = ", ".join(f"{k} {v:.1f} s" for k, v in middle.extra["phases"].items())
+        inside = sum(middle.extra["phases"].values())
+        print(
+            f"  curate phases (stats.json total.phases, the median run): {phases}; Python start, "
+            f"imports and exit {middle.seconds - inside:.1f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -410,19 +410,24 @@ def _run_owned(
         elapsed = time.perf_counter() - wall
         merged = _write_stats(config, steps, layout, elapsed, 0.0, plan, manifests)
         return RunResult(config.output.path, merged, len(units), already_complete=True)
+    phases = _Phases(wall)
+    phases.mark("planning")
     live = [s for s in steps if s.sid not in reuse.reused]
     probe.check_setup(live, config.input.text_column, models)  # a crashing model is a sentence
+    phases.mark("model_check")
     reused = {sid: t for sid, t in reuse.reused.items() if sid not in applied}
     unit_args = {"reused": reused, "run_key": plan["run_key"], "stale_columns": reuse.stale}
     kind = choose_executor(config, steps, sum(weights.values()))
     executor = _start_executor(kind, config, steps, models, unit_args, view)
     startup = time.perf_counter() - wall  # Ray start and every step's setup()
+    phases.mark("start")
     try:
         for text in _check_ids(config, shards, plan, layout, executor):
             view.note(text)
     except BaseException:
         executor.close()
         raise
+    phases.mark("id_check")
     for sid in applied:
         view.note(f"{sid}: already applied to this input (its columns are there); skipped")
     names = phase_names([s.signature.sid for s in segments if s.signature is not None])
@@ -436,6 +441,7 @@ def _run_owned(
                 decision = _decide(
                     seg.apply, seg.index - 1, layout, executor, config, view, plan, manifests
                 )
+                phases.mark(f"decide_{seg.apply.sid}")
             done = {m["unit"]: m for m in manifests.trusted(plan, seg.index)}
             todo = [u for u in units if u.name not in done]
             resumed += len(units) - len(todo)
@@ -447,6 +453,7 @@ def _run_owned(
             for summary in executor.run_units(seg.index, todo, decision):
                 manifests.add(summary)  # what the unit published: no need to read it back
                 view.update(summary, weights[summary["unit"]])
+            phases.mark(f"segment_{seg.index}")
     except retry.RetriesExhausted:  # its sentence names the unit and the store's last answer
         raise
     except OSError as exc:  # disk full, no access, a store gone: the unit was not published
@@ -458,12 +465,15 @@ def _run_owned(
     finally:
         view.stop()
         executor.close()
+    phases.mark("close")
     if not config.output.keep_intermediate and len(segments) > 1:
         for seg in segments[:-1]:
             ownership.remove_owned(layout.root, under=f"_segments/s{seg.index}/")
     elapsed = time.perf_counter() - wall
     merged = _write_stats(config, steps, layout, elapsed, startup, plan, manifests)
     merged["total"]["executor"] = kind
+    phases.mark("finish")
+    merged["total"]["phases"] = phases.seconds
     if getattr(executor, "layout", None):  # how many actors of each pool ran the units
         merged["total"]["actors"] = executor.layout
     io.write_json_atomic(io.join(layout.root, "stats.json"), merged)
@@ -472,6 +482,20 @@ def _run_owned(
 
 # In process below this many planned rows: Ray's start (5-15 s) would cost more than it saves.
 AUTO_LOCAL_ROWS = 50_000
+
+
+class _Phases:
+    """Where a run's wall time went, phase by phase, for stats.json (`total.phases`)."""
+
+    def __init__(self, wall: float) -> None:
+        self.last = wall
+        self.seconds: dict[str, float] = {}
+
+    def mark(self, name: str) -> None:
+        """The phase `name` ended now: it took the time since the previous mark."""
+        now = time.perf_counter()
+        self.seconds[name] = round(self.seconds.get(name, 0.0) + now - self.last, 3)
+        self.last = now
 
 
 def choose_executor(config: PipelineConfig, steps: list[BoundStep], rows: int) -> str:

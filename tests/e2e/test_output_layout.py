@@ -159,3 +159,18 @@ def test_segment_files_are_uncompressed_on_a_local_disk_the_output_compressed(tm
     assert segment and all(codecs(p) == {"UNCOMPRESSED"} for p in segment)
     finals = [*(out / "data").glob("*.parquet"), *(out / "rejected").glob("*.parquet")]
     assert finals and all(codecs(p) == {"ZSTD"} for p in finals)
+    # stats.json says where the wall time went, phase by phase, in order.
+    stats = json.loads((out / "stats.json").read_text())
+    phases = stats["total"]["phases"]
+    assert list(phases) == [
+        "planning",
+        "model_check",
+        "start",
+        "id_check",
+        "segment_0",
+        "decide_dedup",
+        "segment_1",
+        "close",
+        "finish",
+    ]
+    assert all(v >= 0 for v in phases.values())

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 
 def components(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -14,6 +12,11 @@ def components(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray
     cluster (its smallest row id, so the result does not depend on the order of the edges) and
     the cluster size. Memory is O(edges + rows with an edge), never O(corpus).
     """
+    # Imported here: scipy.sparse costs 0.2 s to import, and only the decide tasks need it, not
+    # the driver that binds the step or a worker that computes signatures.
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     src = np.asarray(src, np.int64)
     dst = np.asarray(dst, np.int64)
     nodes = np.unique(np.concatenate([src, dst]))

@@ -444,15 +444,24 @@ class Groups:
     first: np.ndarray
 
     @classmethod
-    def of(cls, keys: np.ndarray) -> Groups:
-        # A stable sort puts each group's first key first.
+    def of(cls, keys: np.ndarray, within: np.ndarray | None = None) -> Groups:
+        """Group equal keys; with `within` (a non-decreasing int array, one per key: the
+        document), only equal keys with equal `within` share a group, numbered in (key, within)
+        order. That saves folding the document into the key where the key is already wide."""
+        # A stable sort puts each group's first key first; with `within` non-decreasing along
+        # the keys, it also orders each key's documents.
         order, sorted_keys = stable_order(keys)
-        head = np.ones(len(keys), dtype=bool)
-        head[1:] = sorted_keys[1:] != sorted_keys[:-1]
+        n = len(keys)
+        head = np.empty(n, dtype=bool)
+        head[:1] = True
+        np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=head[1:])
+        if within is not None and n:
+            sorted_within = within[order]
+            head[1:] |= sorted_within[1:] != sorted_within[:-1]
         heads = np.flatnonzero(head)
-        ids = np.empty(len(keys), dtype=np.int64)
-        ids[order] = np.cumsum(head) - 1
-        count = np.diff(np.append(heads, len(keys)))
+        count = np.diff(np.append(heads, n))
+        ids = np.empty(n, dtype=np.int64)
+        ids[order] = np.repeat(np.arange(len(heads), dtype=np.int64), count)
         return cls(ids=ids, count=count, first=order[heads])
 
     def repeats(self) -> np.ndarray:
@@ -465,7 +474,7 @@ class Groups:
 def value_codes(values: pa.Array) -> tuple[np.ndarray, int]:
     """Integer code of each string (equal strings, equal codes) and the number of codes."""
     encoded = pc.dictionary_encode(values)
-    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
     return codes, len(encoded.dictionary)
 
 
@@ -509,22 +518,35 @@ def word_ngrams(words: Pieces, orders: Sequence[int]) -> Iterator[NGrams]:
 
     Order n extends the group ids of order n-1 by the code of the next word, keeping positions
     whose (n-1)-gram repeats: the work shrinks fast with n, and a 10 MB page stays O(words log).
+    Bigrams are grouped straight from the word pairs (with the document beside the key, not in
+    it) unless order 1 is wanted: a pass over all words fewer than grouping unigrams first.
     """
     wanted = set(orders)
     if not wanted:
         return
     codes, n_codes = value_codes(words.values)
     n_codes = max(n_codes, 1)
-    starts_of_doc = np.cumsum(words.counts) - words.counts
-    # words left in the document from each position, itself included
-    left = words.counts[words.parent] - (np.arange(len(codes)) - starts_of_doc[words.parent])
-    start = np.arange(len(codes))
-    groups = Groups.of(words.parent * n_codes + codes)
-    for n in range(1, max(wanted) + 1):
-        if n > 1:
-            keep = (groups.count[groups.ids] > 1) & (left[start] >= n)
+    parent = words.parent
+    if 1 in wanted or n_codes > 1 << 31:
+        start = np.arange(len(codes))
+        groups = Groups.of(parent * n_codes + codes)
+        first_order = 1
+    else:
+        # every position with a next word in its document
+        start = np.flatnonzero(parent[1:] == parent[:-1])
+        pair = codes[start] * n_codes
+        pair += codes[start + 1]
+        groups = Groups.of(pair, within=parent[start])
+        first_order = 2
+    for n in range(first_order, max(wanted) + 1):
+        if n > first_order:
+            keep = groups.count[groups.ids] > 1
             start, prev = start[keep], groups.ids[keep]
-            groups = Groups.of(prev * n_codes + codes[start + n - 1])
+            last = start + (n - 1)
+            inside = last < len(codes)
+            inside[inside] = parent[last[inside]] == parent[start[inside]]
+            start, prev, last = start[inside], prev[inside], last[inside]
+            groups = Groups.of(prev * n_codes + codes[last])
         if n in wanted:
             yield NGrams(n=n, start=start, groups=groups)
 

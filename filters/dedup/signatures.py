@@ -78,37 +78,10 @@ def _units(data: np.ndarray, offsets: np.ndarray, kind: ShingleKind):
         # Normalised text has single spaces and no edge spaces: words lie between them.
         spaces = np.flatnonzero(data == 32)
         nonempty = lens > 0
-        doc_starts, doc_ends = offsets[:-1][nonempty], offsets[1:][nonempty]
-        if _single_inner_spaces(data, spaces, doc_starts, doc_ends):
-            # no position is both a word start after a space and a document start (nor an
-            # end): marking them on the bytes lists them in order, without sorting
-            start_at = np.zeros(len(data) + 1, bool)
-            start_at[spaces + 1] = True
-            start_at[doc_starts] = True
-            starts = np.flatnonzero(start_at)
-            end_at = np.zeros(len(data) + 1, bool)
-            end_at[spaces] = True
-            end_at[doc_ends] = True
-            ends = np.flatnonzero(end_at)
-            counts = np.diff(np.searchsorted(starts, offsets))
-            doc = np.repeat(np.arange(len(lens), dtype=np.int64), counts)
-            return starts, ends, doc
-        starts = np.sort(np.concatenate([doc_starts, spaces + 1]), kind="stable")
-        ends = np.sort(np.concatenate([spaces, doc_ends]), kind="stable")
+        starts = np.sort(np.concatenate([offsets[:-1][nonempty], spaces + 1]), kind="stable")
+        ends = np.sort(np.concatenate([spaces, offsets[1:][nonempty]]), kind="stable")
     doc = np.searchsorted(offsets, starts, side="right") - 1
     return starts, ends, doc
-
-
-def _single_inner_spaces(
-    data: np.ndarray, spaces: np.ndarray, doc_starts: np.ndarray, doc_ends: np.ndarray
-) -> bool:
-    """True when no two spaces are adjacent and no document starts or ends with a space (what
-    `normalize` gives, but for rare separators it leaves single, such as U+000B)."""
-    if len(spaces) and bool((spaces[1:] == spaces[:-1] + 1).any()):
-        return False
-    if not len(doc_starts):
-        return True
-    return not bool((data[doc_starts] == 32).any() or (data[doc_ends - 1] == 32).any())
 
 
 def shingle_ranges(

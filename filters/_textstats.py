@@ -335,6 +335,48 @@ def shared_words(text: pa.Array, rows: np.ndarray | None) -> Pieces:
     return _shared_pieces("words", text, rows, split_words)
 
 
+@dataclass
+class Vocabulary:
+    """The words of a batch as codes into their distinct values (equal words, equal codes).
+
+    A quantity that depends on the word alone (its length, its letters, whether it is a stop
+    word) is computed once per distinct word and gathered by code: a batch of a million words
+    holds under a tenth as many distinct ones.
+    """
+
+    words: Pieces
+    codes: np.ndarray
+    distinct: pa.Array
+
+    def per_word(self, per_distinct: np.ndarray) -> np.ndarray:
+        """A per-distinct-word quantity, for every word."""
+        return per_distinct[self.codes]
+
+
+def vocabulary(words: Pieces) -> Vocabulary:
+    """The words' codes and distinct values (Arrow's hash dictionary: exact, no collisions)."""
+    encoded = pc.dictionary_encode(words.values)
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    return Vocabulary(words, codes, encoded.dictionary)
+
+
+def shared_vocabulary(text: pa.Array, rows: np.ndarray | None) -> Vocabulary:
+    """`vocabulary(split_words(text))`, reusing a previous step's (see above)."""
+    hit = _reuse("vocabulary", text, rows)
+    if hit is not None:
+        vocab, pos = hit
+        if pos is None:
+            return vocab
+        words, selected = vocab.words.take_docs(pos)
+        codes = vocab.codes[selected]
+        codes.setflags(write=False)
+        return Vocabulary(_frozen(words), codes, vocab.distinct)
+    vocab = vocabulary(shared_words(text, rows))
+    vocab.codes.setflags(write=False)
+    _remember("vocabulary", text, rows, vocab)
+    return vocab
+
+
 def shared_newline_split(text: pa.Array, rows: np.ndarray | None) -> Pieces:
     """`split(text, "\\n")`, reusing a previous step's split of these documents (see above)."""
     return _shared_pieces("newline", text, rows, lambda t: split(t, "\n"))
@@ -513,8 +555,11 @@ class NGrams:
     groups: Groups
 
 
-def word_ngrams(words: Pieces, orders: Sequence[int]) -> Iterator[NGrams]:
-    """The candidate repeated n-grams of each order in `orders` (see `NGrams`).
+def word_ngrams(
+    words: Pieces, orders: Sequence[int], vocab: Vocabulary | None = None
+) -> Iterator[NGrams]:
+    """The candidate repeated n-grams of each order in `orders` (see `NGrams`); `vocab` is
+    `vocabulary(words)` when the caller has it.
 
     Order n extends the group ids of order n-1 by the code of the next word, keeping positions
     whose (n-1)-gram repeats: the work shrinks fast with n, and a 10 MB page stays O(words log).
@@ -524,8 +569,9 @@ def word_ngrams(words: Pieces, orders: Sequence[int]) -> Iterator[NGrams]:
     wanted = set(orders)
     if not wanted:
         return
-    codes, n_codes = value_codes(words.values)
-    n_codes = max(n_codes, 1)
+    if vocab is None:
+        vocab = vocabulary(words)
+    codes, n_codes = vocab.codes, max(len(vocab.distinct), 1)
     parent = words.parent
     if 1 in wanted or n_codes > 1 << 31:
         start = np.arange(len(codes))

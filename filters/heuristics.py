@@ -125,14 +125,17 @@ class GopherQuality(_RuleFilter):
         ts.symbol_chars()
 
     def _measure(self, text: pa.Array, rows: np.ndarray | None) -> dict[str, pa.Array]:
-        words = ts.shared_words(text, rows)
+        vocab = ts.shared_vocabulary(text, rows)
+        words, distinct = vocab.words, vocab.distinct
         n_tokens = words.counts
-        stripped = pc.utf8_trim(words.values, characters=ts.symbol_chars())
-        stripped_len = ts.lengths(stripped)
+        # per distinct word, then gathered: the word's edge-stripped length, letters, stop-ness
+        stripped = pc.utf8_trim(distinct, characters=ts.symbol_chars())
+        stripped_len = vocab.per_word(ts.lengths(stripped))
         is_word = stripped_len > 0
         word_count = words.sum(is_word)
-        has_alpha = ts.has_letter(words.values)
-        stop = pc.is_in(stripped, value_set=pa.array(self.params.stop_words, type=pa.string()))
+        has_alpha = vocab.per_word(ts.has_letter(distinct))
+        stop_words = pa.array(self.params.stop_words, type=pa.string())
+        stop = vocab.per_word(_bool(pc.is_in(stripped, value_set=stop_words)))
 
         lines, real = ts.shared_lines(text, rows)
         bullet = pc.match_substring_regex(lines.values, rf"^{ts.WHITESPACE}*[•-]")
@@ -149,7 +152,7 @@ class GopherQuality(_RuleFilter):
             "bullet_lines_frac": _f64(ts.ratio(lines.sum(_bool(bullet) & real), n_lines)),
             "ellipsis_lines_frac": _f64(ts.ratio(lines.sum(_bool(ellipsis_end) & real), n_lines)),
             "alpha_words_frac": _f64(ts.ratio(words.sum(has_alpha), n_tokens)),
-            "stop_words": _i64(words.sum(_bool(stop))),
+            "stop_words": _i64(words.sum(stop)),
         }
 
     def _limits(self) -> dict[str, list[tuple[str, float | None]]]:
@@ -263,11 +266,13 @@ class GopherRepetition(_RuleFilter):
             "dup_line_frac": _f64(ts.ratio(line_dups, lines.counts)),
             "dup_line_char_frac": _f64(ts.ratio(line_dup_chars, text_len)),
         }
-        words = ts.shared_words(text, rows)
-        word_len = ts.lengths(words.values)
+        vocab = ts.shared_vocabulary(text, rows)
+        words = vocab.words
+        word_len = vocab.per_word(ts.lengths(vocab.distinct))
         word_len_cumsum = np.concatenate([[0], np.cumsum(word_len)])
         top, dup = {}, {}
-        for ng in ts.word_ngrams(words, sorted(set(p.top_n_grams) | set(p.dup_n_grams))):
+        orders = sorted(set(p.top_n_grams) | set(p.dup_n_grams))
+        for ng in ts.word_ngrams(words, orders, vocab):
             if ng.n in p.top_n_grams:
                 top[ng.n] = ts.top_ngram_chars(ng, words, word_len_cumsum)
             if ng.n in p.dup_n_grams:

@@ -6,7 +6,7 @@ import functools
 import sys
 import unicodedata
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -152,6 +152,37 @@ class Pieces:
     values: pa.Array
     parent: np.ndarray
     counts: np.ndarray
+    # `lengths(values)` and `value_codes(values)`, kept once computed: steps sharing these
+    # pieces (and pieces filtered from them) reuse them
+    _lengths: np.ndarray | None = field(default=None, repr=False, compare=False)
+    _codes: tuple[np.ndarray, int] | None = field(default=None, repr=False, compare=False)
+
+    def lengths(self) -> np.ndarray:
+        """`lengths(self.values)`, computed once (read-only)."""
+        if self._lengths is None:
+            self._lengths = lengths(self.values)
+            self._lengths.setflags(write=False)
+        return self._lengths
+
+    def codes(self) -> tuple[np.ndarray, int]:
+        """`value_codes(self.values)`, computed once (read-only codes)."""
+        if self._codes is None:
+            codes, n_codes = value_codes(self.values)
+            codes.setflags(write=False)
+            self._codes = codes, n_codes
+        return self._codes
+
+    def filter(self, mask: np.ndarray, counts: np.ndarray | None = None) -> Pieces:
+        """The pieces where `mask` is True (their documents' `counts` when known), with what
+        was computed of these ones."""
+        if counts is None:
+            counts = np.bincount(self.parent[mask], minlength=self.n_docs).astype(np.int64)
+        out = Pieces(self.values.filter(pa.array(mask)), self.parent[mask], counts)
+        if self._lengths is not None:
+            out._lengths = self._lengths[mask]
+        if self._codes is not None:
+            out._codes = self._codes[0][mask], self._codes[1]
+        return out
 
     @classmethod
     def from_lists(cls, lists: pa.Array) -> Pieces:
@@ -180,8 +211,9 @@ class Pieces:
         index[pos] = np.arange(len(pos))
         parent = index[self.parent]
         selected = parent >= 0
-        values = self.values.filter(pa.array(selected))
-        return Pieces(values, parent[selected], self.counts[pos]), selected
+        out = self.filter(selected, self.counts[pos])
+        out.parent = parent[selected]
+        return out, selected
 
 
 def split(text: pa.Array, pattern: str, regex: bool = False) -> Pieces:
@@ -377,6 +409,18 @@ def shared_vocabulary(text: pa.Array, rows: np.ndarray | None) -> Vocabulary:
     return vocab
 
 
+def shared_text_lengths(text: pa.Array, rows: np.ndarray | None) -> np.ndarray:
+    """`lengths(text)`, reusing a previous step's (see above)."""
+    hit = _reuse("text_lengths", text, rows)
+    if hit is not None:
+        found, pos = hit
+        return found if pos is None else found[pos]
+    found = lengths(text)
+    found.setflags(write=False)
+    _remember("text_lengths", text, rows, found)
+    return found
+
+
 def shared_newline_split(text: pa.Array, rows: np.ndarray | None) -> Pieces:
     """`split(text, "\\n")`, reusing a previous step's split of these documents (see above)."""
     return _shared_pieces("newline", text, rows, lambda t: split(t, "\n"))
@@ -392,12 +436,10 @@ def newline_runs(lines: Pieces) -> Pieces:
     has = lines.counts > 0
     edge[last[has]] = True
     edge[(last - lines.counts + 1)[has]] = True
-    keep = edge | (lengths(lines.values) > 0) if n else edge
+    keep = edge | (lines.lengths() > 0) if n else edge
     if keep.all():
         return lines
-    parent = lines.parent[keep]
-    counts = np.bincount(parent, minlength=lines.n_docs).astype(np.int64)
-    return Pieces(lines.values.filter(pa.array(keep)), parent, counts)
+    return lines.filter(keep)
 
 
 def shared_word_counts(text: pa.Array, rows: np.ndarray | None) -> np.ndarray:
@@ -420,19 +462,40 @@ def shared_lines(text: pa.Array, rows: np.ndarray | None) -> tuple[Pieces, np.nd
         real = real[selected]
         real.setflags(write=False)
         return _frozen(lines), real
-    lines, real = splitlines(text)
+    if only_newline_breaks(text):
+        # the regex split is the split on "\n": take it from a previous step when there is one
+        lines, real = splitlines(text, shared_newline_split(text, rows))
+    else:
+        lines, real = splitlines(text)
     real.setflags(write=False)
     _remember("lines", text, rows, (_frozen(lines), real))
     return lines, real
 
 
-def splitlines(text: pa.Array) -> tuple[Pieces, np.ndarray]:
-    """Lines as `str.splitlines()` gives them, and a mask of the real ones.
+def only_newline_breaks(text: pa.Array) -> bool:
+    """True when "\n" is the only line break of `str.splitlines()` in the text."""
+    if text.null_count:
+        return False
+    data, _ = string_buffers(text)
+    if ((data - np.uint8(11)) < 3).any() or ((data - np.uint8(28)) < 3).any():
+        return False  # \v \f \r, \x1c-\x1e
+    # U+0085 is C2 85, U+2028/U+2029 are E2 80 A8/A9: look closer only where those bytes occur
+    at = np.flatnonzero(data[1:] == 0x85) + 1
+    if bool((data[at - 1] == 0xC2).any()):
+        return False
+    at = np.flatnonzero((data[2:] - np.uint8(0xA8)) < 2) + 2
+    return not bool(((data[at - 2] == 0xE2) & (data[at - 1] == 0x80)).any())
+
+
+def splitlines(text: pa.Array, pieces: Pieces | None = None) -> tuple[Pieces, np.ndarray]:
+    """Lines as `str.splitlines()` gives them, and a mask of the real ones; `pieces` is the
+    text's regex split when the caller has it.
 
     A regex split leaves one empty piece after a final line break (and one for an empty
     document) that `splitlines()` does not produce; the mask is False on that piece.
     """
-    pieces = split(text, SPLITLINES_REGEX, regex=True)
+    if pieces is None:
+        pieces = split(text, SPLITLINES_REGEX, regex=True)
     real = np.ones(len(pieces.values), dtype=bool)
     last = pieces.last_index()[pieces.counts > 0]
     real[last] = lengths(pieces.values.take(pa.array(last))) != 0
@@ -527,17 +590,12 @@ def duplicates(pieces: Pieces, mask: np.ndarray | None = None) -> tuple[np.ndarr
     one is. Pieces outside `mask` are ignored.
     """
     if mask is not None and not mask.all():
-        keep = pa.array(mask)
-        pieces = Pieces(
-            values=pieces.values.filter(keep),
-            parent=pieces.parent[mask],
-            counts=pieces.counts,
-        )
-    codes, n_codes = value_codes(pieces.values)
+        pieces = pieces.filter(mask, pieces.counts)
+    codes, n_codes = pieces.codes()
     repeat = Groups.of(pieces.parent * max(n_codes, 1) + codes).repeats()
     return (
         pieces.sum(repeat.astype(np.float64)).astype(np.int64),
-        pieces.sum(np.where(repeat, lengths(pieces.values), 0)).astype(np.int64),
+        pieces.sum(np.where(repeat, pieces.lengths(), 0)).astype(np.int64),
     )
 
 

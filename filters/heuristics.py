@@ -255,7 +255,7 @@ class GopherRepetition(_RuleFilter):
     def _measure(self, text: pa.Array, rows: np.ndarray | None) -> dict[str, pa.Array]:
         p = self.params
         n_docs = len(text)
-        text_len = ts.lengths(text)
+        text_len = ts.shared_text_lengths(text, rows)
         paras = ts.split(pc.utf8_trim_whitespace(text), r"\n{2,}", regex=True)
         para_dups, para_dup_chars = ts.duplicates(paras)
         lines = ts.newline_runs(ts.shared_newline_split(text, rows))  # split on r"\n+"
@@ -511,7 +511,7 @@ class FineWebQuality(_RuleFilter):
         p = self.params
         lines = ts.shared_newline_split(text, rows)
         punct = ts.last_byte_in(lines.values, b".'\"!?")  # the regex [.'"!?]$
-        line_len = ts.lengths(lines.values)
+        line_len = lines.lengths()
         non_blank = ts.lengths(pc.utf8_trim_whitespace(lines.values)) > 0
         _, dup_chars = ts.duplicates(lines, non_blank)
         newlines = lines.counts - 1
@@ -521,7 +521,9 @@ class FineWebQuality(_RuleFilter):
             "short_line_ratio": _f64(
                 ts.ratio(lines.sum(line_len <= p.short_line_length), lines.counts)
             ),
-            "char_dup_ratio": _f64(ts.ratio(dup_chars, ts.lengths(text) - newlines)),
+            "char_dup_ratio": _f64(
+                ts.ratio(dup_chars, ts.shared_text_lengths(text, rows) - newlines)
+            ),
             "list_ratio": _f64(ts.ratio(newlines, n_words)),
         }
 

@@ -142,20 +142,31 @@ def has_letter(strings: pa.Array) -> np.ndarray:
     return out
 
 
-@dataclass
 class Pieces:
     """The pieces (lines, words, ...) of a batch of documents, flattened.
 
     `parent[i]` is the document of piece `i`; pieces of a document are contiguous and in order.
     """
 
-    values: pa.Array
-    parent: np.ndarray
-    counts: np.ndarray
-    # `lengths(values)` and `value_codes(values)`, kept once computed: steps sharing these
-    # pieces (and pieces filtered from them) reuse them
-    _lengths: np.ndarray | None = field(default=None, repr=False, compare=False)
-    _codes: tuple[np.ndarray, int] | None = field(default=None, repr=False, compare=False)
+    def __init__(self, values: pa.Array | None, parent: np.ndarray, counts: np.ndarray) -> None:
+        self._values = values
+        self.parent = parent
+        self.counts = counts
+        # pieces filtered from others keep (source, mask) and filter their values when asked:
+        # a step that reads only codes or lengths never copies the strings
+        self._pending: tuple[Pieces, np.ndarray] | None = None
+        # `lengths(values)` and `value_codes(values)`, kept once computed: steps sharing these
+        # pieces (and pieces filtered from them) reuse them
+        self._lengths: np.ndarray | None = None
+        self._codes: tuple[np.ndarray, int] | None = None
+
+    @property
+    def values(self) -> pa.Array:
+        if self._values is None and self._pending is not None:
+            source, mask = self._pending
+            self._values = source.values.filter(pa.array(mask))
+            self._pending = None
+        return self._values
 
     def lengths(self) -> np.ndarray:
         """`lengths(self.values)`, computed once (read-only)."""
@@ -174,10 +185,11 @@ class Pieces:
 
     def filter(self, mask: np.ndarray, counts: np.ndarray | None = None) -> Pieces:
         """The pieces where `mask` is True (their documents' `counts` when known), with what
-        was computed of these ones."""
+        was computed of these ones; the values are filtered when first read."""
         if counts is None:
             counts = np.bincount(self.parent[mask], minlength=self.n_docs).astype(np.int64)
-        out = Pieces(self.values.filter(pa.array(mask)), self.parent[mask], counts)
+        out = Pieces(None, self.parent[mask], counts)
+        out._pending = self, mask
         if self._lengths is not None:
             out._lengths = self._lengths[mask]
         if self._codes is not None:
@@ -329,16 +341,40 @@ def _reuse(kind: str, text: pa.Array, rows: np.ndarray | None) -> tuple[Any, Any
         return value, None
     if rows is None or old_rows is None or len(rows) > len(old_rows):
         return None
+    same, pos = _same_documents(old_rows, old_text, rows, text)
+    return (value, pos) if same else None
+
+
+# The last few answers of `_same_documents`: a step asks for several kinds (words, lines, ...)
+# remembered from the same earlier text, and the check need not take and compare it each time.
+_checked: list[tuple[pa.Array, pa.Array, np.ndarray, tuple[bool, np.ndarray | None]]] = []
+
+
+def _same_documents(
+    old_rows: np.ndarray, old_text: pa.Array, rows: np.ndarray, text: pa.Array
+) -> tuple[bool, np.ndarray | None]:
+    """Whether `rows` are among `old_rows` with the same text, and their positions there
+    (None for all of them)."""
+    for seen_old, seen_text, seen_rows, answer in _checked:
+        if seen_old is old_text and seen_text is text and np.array_equal(seen_rows, rows):
+            return answer
+    answer = _compare_documents(old_rows, old_text, rows, text)
+    _checked.insert(0, (old_text, text, rows, answer))
+    del _checked[4:]
+    return answer
+
+
+def _compare_documents(
+    old_rows: np.ndarray, old_text: pa.Array, rows: np.ndarray, text: pa.Array
+) -> tuple[bool, np.ndarray | None]:
     pos = np.searchsorted(old_rows, rows)
     if len(pos) and pos[-1] >= len(old_rows):
-        return None
+        return False, None
     if not np.array_equal(old_rows[pos], rows):
-        return None
+        return False, None
     if len(pos) == len(old_rows):
-        return (value, None) if text.equals(old_text) else None
-    if not text.equals(old_text.take(pa.array(pos))):
-        return None
-    return value, pos
+        return text.equals(old_text), None
+    return text.equals(old_text.take(pa.array(pos))), pos
 
 
 def _remember(kind: str, text: pa.Array, rows: np.ndarray | None, value: Any) -> None:

@@ -713,35 +713,54 @@ def top_ngram_chars(ng: NGrams, words: Pieces, word_len_cumsum: np.ndarray) -> n
         return out
     first_at = ng.start[g.first[repeated]]
     doc = words.parent[first_at]
+    count = g.count[repeated]
     # per document: highest count, then earliest first occurrence
-    order = np.lexsort((first_at, -g.count[repeated], doc))
+    top = int(count.max())
+    count_bits, at_bits = top.bit_length(), max(len(words.parent) - 1, 1).bit_length()
+    if max(words.n_docs - 1, 1).bit_length() + count_bits + at_bits <= 63:
+        # one value sort of (document, top - count, first position) packed in an int64: the
+        # keys are distinct (a position is the first of one group), so it is lexsort's order
+        key = doc << (count_bits + at_bits)
+        key |= (top - count) << at_bits
+        key |= first_at
+        key.sort()
+        lead = np.ones(len(key), dtype=bool)
+        lead[1:] = (key[1:] >> (count_bits + at_bits)) != (key[:-1] >> (count_bits + at_bits))
+        best = key[lead]
+        best_at = best & ((1 << at_bits) - 1)
+        best_count = top - ((best >> at_bits) & ((1 << count_bits) - 1))
+        out[best >> (count_bits + at_bits)] = best_count * chars(best_at)
+        return out
+    order = np.lexsort((first_at, -count, doc))
     lead = np.ones(len(order), dtype=bool)
     lead[1:] = doc[order][1:] != doc[order][:-1]
     best = order[lead]
-    out[doc[best]] = g.count[repeated][best] * chars(first_at[best])
+    out[doc[best]] = count[best] * chars(first_at[best])
     return out
 
 
-def duplicate_ngram_chars(ng: NGrams, words: Pieces, word_len: np.ndarray) -> np.ndarray:
+def duplicate_ngram_chars(
+    ng: NGrams, words: Pieces, word_len: np.ndarray, word_len_cumsum: np.ndarray | None = None
+) -> np.ndarray:
     """Per document: characters of the words covered by a repeated occurrence of an n-gram.
 
     Every occurrence after an n-gram's first marks its n words; a word marked several times
     counts once, and characters are word lengths (no spaces), as in datatrove.
+    `word_len_cumsum` is `word_len`'s cumulative sum with a leading 0, when the caller has it.
     """
-    n_words = len(word_len)
     repeat_start = ng.start[ng.groups.repeats()]
     if len(repeat_start) == 0:
         return np.zeros(words.n_docs, dtype=np.int64)
-    if len(repeat_start) * ng.n < n_words // 4:
-        # few repeats (the usual case): enumerate the covered words instead of sweeping them all
-        covered = np.unique((repeat_start[:, None] + np.arange(ng.n)).ravel())
-        weights = word_len[covered].astype(np.float64)
-        return per_doc_sum(words.parent[covered], weights, words.n_docs).astype(np.int64)
-    depth = np.cumsum(
-        np.bincount(repeat_start, minlength=n_words + 1)
-        - np.bincount(repeat_start + ng.n, minlength=n_words + 1)
-    )[:n_words]
-    return words.sum(np.where(depth > 0, word_len, 0)).astype(np.int64)
+    if word_len_cumsum is None:
+        word_len_cumsum = np.concatenate([[0], np.cumsum(word_len)])
+    # The covered words are a union of intervals [s, s + n) of one length with increasing s
+    # (each inside one document): interval i adds the words from max(s_i, s_(i-1) + n) on.
+    end = repeat_start + ng.n
+    new_from = repeat_start.copy()
+    np.maximum(new_from[1:], end[:-1], out=new_from[1:])
+    chars = word_len_cumsum[end] - word_len_cumsum[new_from]
+    weights = chars.astype(np.float64)  # whole numbers far below 2**53: the sums are exact
+    return per_doc_sum(words.parent[repeat_start], weights, words.n_docs).astype(np.int64)
 
 
 def first_failing(rules: Sequence[tuple[str, np.ndarray]], n_rows: int) -> pa.StringArray:

@@ -276,7 +276,7 @@ class GopherRepetition(_RuleFilter):
             if ng.n in p.top_n_grams:
                 top[ng.n] = ts.top_ngram_chars(ng, words, word_len_cumsum)
             if ng.n in p.dup_n_grams:
-                dup[ng.n] = ts.duplicate_ngram_chars(ng, words, word_len)
+                dup[ng.n] = ts.duplicate_ngram_chars(ng, words, word_len, word_len_cumsum)
         for n in p.top_n_grams:
             scores[f"top_{n}_gram_frac"] = _f64(ts.ratio(top.get(n, np.zeros(n_docs)), text_len))
         for n in p.dup_n_grams:

@@ -420,6 +420,48 @@ class Vocabulary:
         """A per-distinct-word quantity, for every word."""
         return per_distinct[self.codes]
 
+    def doc_sums(self, *per_distinct: np.ndarray) -> list[np.ndarray]:
+        """Per document, the sum over its words of each per-distinct-word integer quantity.
+
+        Sums of non-negative quantities whose per-document totals fit in 21 bits are packed
+        three to an int64, so one gather and one running sum serve three of them; the
+        running sum may wrap, its differences at the document bounds are exact.
+        """
+        words = self.words
+        bounds = np.zeros(words.n_docs + 1, np.int64)
+        np.cumsum(words.counts, out=bounds[1:])
+        out: list[np.ndarray] = []
+        todo = [np.asarray(q, np.int64) for q in per_distinct]
+        fits = [len(q) == 0 or (int(q.min()) >= 0 and _doc_total_bound(q, words) < 1 << 21)
+                for q in todo]
+        packable = [i for i, ok in enumerate(fits) if ok]
+        results: dict[int, np.ndarray] = {}
+        for group in (packable[k : k + 3] for k in range(0, len(packable), 3)):
+            packed = np.zeros(len(self.distinct), np.int64)
+            for slot, i in enumerate(group):
+                packed |= todo[i] << (21 * slot)
+            sums = _doc_sums(packed[self.codes], bounds)
+            for slot, i in enumerate(group):
+                results[i] = (sums >> (21 * slot)) & ((1 << 21) - 1)
+        for i, ok in enumerate(fits):
+            if not ok:
+                results[i] = _doc_sums(todo[i][self.codes], bounds)
+        out = [results[i] for i in range(len(todo))]
+        return out
+
+
+def _doc_total_bound(per_distinct: np.ndarray, words: Pieces) -> int:
+    """An upper bound of a per-document sum: the largest value times the most words."""
+    most = int(words.counts.max()) if len(words.counts) else 0
+    return int(per_distinct.max()) * most if len(per_distinct) else 0
+
+
+def _doc_sums(per_word: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Sum of a per-word int64 quantity per document, from its running sum at `bounds`."""
+    running = np.zeros(len(per_word) + 1, np.int64)
+    np.cumsum(per_word, out=running[1:])
+    return running[bounds[1:]] - running[bounds[:-1]]
+
 
 def vocabulary(words: Pieces) -> Vocabulary:
     """The words' codes and distinct values (Arrow's hash dictionary: exact, no collisions)."""
@@ -513,14 +555,18 @@ def only_newline_breaks(text: pa.Array) -> bool:
     if text.null_count:
         return False
     data, _ = string_buffers(text)
-    if ((data - np.uint8(11)) < 3).any() or ((data - np.uint8(28)) < 3).any():
+    # control bytes are rare (the newlines): look at them only
+    control = data[np.flatnonzero(data < 32)]
+    if bool((((control - np.uint8(11)) < 3) | ((control - np.uint8(28)) < 3)).any()):
         return False  # \v \f \r, \x1c-\x1e
-    # U+0085 is C2 85, U+2028/U+2029 are E2 80 A8/A9: look closer only where those bytes occur
-    at = np.flatnonzero(data[1:] == 0x85) + 1
-    if bool((data[at - 1] == 0xC2).any()):
+    # U+0085 is C2 85, U+2028/U+2029 are E2 80 A8/A9
+    at = np.flatnonzero(data >= 0x80)
+    wide = data[at]
+    after = at[(wide == 0x85) & (at >= 1)]
+    if bool((data[after - 1] == 0xC2).any()):
         return False
-    at = np.flatnonzero((data[2:] - np.uint8(0xA8)) < 2) + 2
-    return not bool(((data[at - 2] == 0xE2) & (data[at - 1] == 0x80)).any())
+    after = at[((wide - np.uint8(0xA8)) < 2) & (at >= 2)]
+    return not bool(((data[after - 2] == 0xE2) & (data[after - 1] == 0x80)).any())
 
 
 def splitlines(text: pa.Array, pieces: Pieces | None = None) -> tuple[Pieces, np.ndarray]:

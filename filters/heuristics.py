@@ -130,12 +130,12 @@ class GopherQuality(_RuleFilter):
         n_tokens = words.counts
         # per distinct word, then gathered: the word's edge-stripped length, letters, stop-ness
         stripped = pc.utf8_trim(distinct, characters=ts.symbol_chars())
-        stripped_len = vocab.per_word(ts.lengths(stripped))
-        is_word = stripped_len > 0
-        word_count = words.sum(is_word)
-        has_alpha = vocab.per_word(ts.has_letter(distinct))
+        stripped_len = ts.lengths(stripped)
         stop_words = pa.array(self.params.stop_words, type=pa.string())
-        stop = vocab.per_word(_bool(pc.is_in(stripped, value_set=stop_words)))
+        stop = _bool(pc.is_in(stripped, value_set=stop_words))
+        word_count, has_alpha, n_stop, len_sum = vocab.doc_sums(
+            stripped_len > 0, ts.has_letter(distinct), stop, stripped_len
+        )
 
         lines, real = ts.shared_lines(text, rows)
         bullet = pc.match_substring_regex(lines.values, rf"^{ts.WHITESPACE}*[•-]")
@@ -146,13 +146,13 @@ class GopherQuality(_RuleFilter):
         n_ellipsis = ts.count_runs(text, ord("."), 3) + ts.count_char(text, "…")
         return {
             "word_count": _i64(word_count),
-            "mean_word_length": _f64(ts.ratio(words.sum(stripped_len), word_count)),
+            "mean_word_length": _f64(ts.ratio(len_sum, word_count)),
             "hash_word_ratio": _f64(ts.ratio(n_hash, n_tokens)),
             "ellipsis_word_ratio": _f64(ts.ratio(n_ellipsis, n_tokens)),
             "bullet_lines_frac": _f64(ts.ratio(lines.sum(_bool(bullet) & real), n_lines)),
             "ellipsis_lines_frac": _f64(ts.ratio(lines.sum(_bool(ellipsis_end) & real), n_lines)),
-            "alpha_words_frac": _f64(ts.ratio(words.sum(has_alpha), n_tokens)),
-            "stop_words": _i64(words.sum(stop)),
+            "alpha_words_frac": _f64(ts.ratio(has_alpha, n_tokens)),
+            "stop_words": _i64(n_stop),
         }
 
     def _limits(self) -> dict[str, list[tuple[str, float | None]]]:

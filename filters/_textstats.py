@@ -234,6 +234,35 @@ def split(text: pa.Array, pattern: str, regex: bool = False) -> Pieces:
     return Pieces.from_lists(fn(text, pattern))
 
 
+def split_paragraphs(trimmed: pa.Array) -> Pieces:
+    """`split(trimmed, r"\\n{2,}", regex=True)` for text without edge newlines (stripped).
+
+    A literal split on "\\n\\n" takes a run of k newlines as k // 2 separators with k // 2 - 1
+    empty pieces between them, and an odd run leaves one "\\n" at the start of the next piece:
+    dropping those empty pieces (a document's only piece stays) and that "\\n" gives the regex
+    split, about three times faster than RE2.
+    """
+    pieces = split(trimmed, "\n\n")
+    data, offsets = string_buffers(pieces.values)
+    starts, ends = offsets[:-1], offsets[1:]
+    empty = starts == ends
+    lone = pieces.counts[pieces.parent] == 1
+    drop = empty & ~lone
+    leading = np.zeros(len(starts), bool)
+    nonempty = np.flatnonzero(~empty)
+    leading[nonempty] = data[starts[nonempty]] == 0x0A
+    if not drop.any() and not leading.any():
+        return pieces
+    if drop.any():
+        pieces = pieces.filter(~drop)
+        leading = leading[~drop]
+    if leading.any():
+        trimmed_values = pc.if_else(pa.array(leading), pc.utf8_ltrim(pieces.values, "\n"),
+                                    pieces.values)
+        pieces = Pieces(trimmed_values, pieces.parent, pieces.counts)
+    return pieces
+
+
 # Python's str.isspace() characters (Arrow's utf8 whitespace) beyond ASCII, by UTF-8 lead byte.
 _WIDE_SPACES = np.array(
     [0x85, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x2028, 0x2029, 0x202F, 0x205F, 0x3000]

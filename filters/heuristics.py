@@ -256,7 +256,7 @@ class GopherRepetition(_RuleFilter):
         p = self.params
         n_docs = len(text)
         text_len = ts.shared_text_lengths(text, rows)
-        paras = ts.split(pc.utf8_trim_whitespace(text), r"\n{2,}", regex=True)
+        paras = ts.split_paragraphs(pc.utf8_trim_whitespace(text))  # split on r"\n{2,}"
         para_dups, para_dup_chars = ts.duplicates(paras)
         lines = ts.newline_runs(ts.shared_newline_split(text, rows))  # split on r"\n+"
         line_dups, line_dup_chars = ts.duplicates(lines)

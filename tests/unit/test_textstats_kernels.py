@@ -1,0 +1,63 @@
+"""The byte-level kernels of the heuristic steps give exactly what the Arrow/regex code they
+replace gives, on random Unicode text (whitespace of every kind, marks, letters of several
+widths), so the steps' scores stay bit-identical."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from hypothesis import given
+from hypothesis import strategies as st
+
+from curate_filters import _textstats as ts
+
+SPACES = [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()]
+ALPHABET = SPACES + list("ab#.…é日😀-•\u2019\u00c2\u2030\u1681\u200b") + ["\U00010000", "\x00"]
+texts = st.lists(st.text(alphabet=st.sampled_from(ALPHABET), max_size=14), min_size=1, max_size=6)
+
+
+def _array(docs: list[str], cut: int, large: bool = False) -> pa.Array:
+    arr = pa.array(docs, pa.large_string() if large else pa.string())
+    return arr.slice(min(cut, len(docs) - 1))  # sliced arrays have an offset into the buffers
+
+
+def _same_pieces(a: ts.Pieces, b: ts.Pieces) -> None:
+    assert a.values.type == b.values.type
+    assert a.values.to_pylist() == b.values.to_pylist()
+    assert a.parent.tolist() == b.parent.tolist()
+    assert a.counts.tolist() == b.counts.tolist()
+
+
+@given(st.lists(st.text(alphabet=st.sampled_from(list("ab\n \t\u00a0")), max_size=12), min_size=1))
+def test_paragraphs_are_the_regex_split_on_two_or_more_newlines(docs):
+    trimmed = pc.utf8_trim_whitespace(pa.array(docs, pa.string()))
+    _same_pieces(ts.split_paragraphs(trimmed), ts.split(trimmed, r"\n{2,}", regex=True))
+
+
+BREAKS = list("ab\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\u2028\u2029\u2027\u00c2\u0085 ") + ["\u202a"]
+
+
+@given(st.lists(st.text(alphabet=st.sampled_from(BREAKS), max_size=10), min_size=1))
+def test_the_newline_only_check_and_the_shared_splitlines_match_str_splitlines(docs):
+    arr = pa.array(docs, pa.string())
+    assert ts.only_newline_breaks(arr) == all(
+        not any(c in d for c in "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029") for d in docs
+    )
+    lines, real = ts.shared_lines(arr, None)
+    expected = [line for d in docs for line in d.splitlines()]
+    assert [v for v, r in zip(lines.values.to_pylist(), real, strict=True) if r] == expected
+
+
+@given(st.lists(st.integers(0, 50), max_size=300), st.lists(st.integers(0, 3), max_size=300))
+def test_groups_within_documents_match_grouping_the_pair(keys, docs):
+    n = min(len(keys), len(docs))
+    keys, docs = np.array(keys[:n], np.int64), np.sort(np.array(docs[:n], np.int64))
+    groups = ts.Groups.of(keys, within=docs)
+    folded = ts.Groups.of(docs * 64 + keys)
+    # the same partition, the same first members
+    assert sorted(groups.first.tolist()) == sorted(folded.first.tolist())
+    assert (groups.first[groups.ids] == folded.first[folded.ids]).all()
+    assert sorted(groups.count.tolist()) == sorted(folded.count.tolist())

@@ -6,7 +6,7 @@ import functools
 import sys
 import unicodedata
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -257,8 +257,9 @@ def split_paragraphs(trimmed: pa.Array) -> Pieces:
         pieces = pieces.filter(~drop)
         leading = leading[~drop]
     if leading.any():
-        trimmed_values = pc.if_else(pa.array(leading), pc.utf8_ltrim(pieces.values, "\n"),
-                                    pieces.values)
+        trimmed_values = pc.if_else(
+            pa.array(leading), pc.utf8_ltrim(pieces.values, "\n"), pieces.values
+        )
         pieces = Pieces(trimmed_values, pieces.parent, pieces.counts)
     return pieces
 
@@ -461,8 +462,10 @@ class Vocabulary:
         np.cumsum(words.counts, out=bounds[1:])
         out: list[np.ndarray] = []
         todo = [np.asarray(q, np.int64) for q in per_distinct]
-        fits = [len(q) == 0 or (int(q.min()) >= 0 and _doc_total_bound(q, words) < 1 << 21)
-                for q in todo]
+        fits = [
+            len(q) == 0 or (int(q.min()) >= 0 and _doc_total_bound(q, words) < 1 << 21)
+            for q in todo
+        ]
         packable = [i for i, ok in enumerate(fits) if ok]
         results: dict[int, np.ndarray] = {}
         for group in (packable[k : k + 3] for k in range(0, len(packable), 3)):

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator
 
 from curate.filter import Filter, Params
 from curate_filters import _textstats as ts
+from curate_filters._alloc import keep_freed_memory
 
 Rule = tuple[str, np.ndarray]
 
@@ -35,6 +36,10 @@ class _RuleFilter(Filter):
     Subclasses measure in `_measure` and list `(rule, fails)` in `_rules`, in the order the
     reference filter checks them; `score` adds the `rule` column naming the first failure.
     """
+
+    def setup(self) -> None:
+        """Let the worker keep freed memory for the next batch's arrays (see `_alloc`)."""
+        keep_freed_memory()
 
     def _measure(self, text: pa.Array, rows: np.ndarray | None) -> dict[str, pa.Array]:
         """Measured values per document; `rows` are the runner's row ids (see ts.shared_words)."""
@@ -122,6 +127,7 @@ class GopherQuality(_RuleFilter):
 
     def setup(self) -> None:
         """Build the Unicode punctuation/symbol table once per worker (about 0.2 s)."""
+        super().setup()
         ts.symbol_chars()
 
     def _measure(self, text: pa.Array, rows: np.ndarray | None) -> dict[str, pa.Array]:

@@ -750,11 +750,14 @@ def word_ngrams(
         groups = Groups.of(parent * n_codes + codes)
         first_order = 1
     else:
-        # every position with a next word in its document
-        start = np.flatnonzero(parent[1:] == parent[:-1])
-        pair = codes[start] * n_codes
-        pair += codes[start + 1]
-        groups = Groups.of(pair, within=parent[start])
+        # Every position with a next word: the pair of codes, except where the next word is
+        # in the next document, which gets a key of its own (a group of one, never repeated).
+        pair = codes[:-1] * n_codes
+        pair += codes[1:]
+        crossing = np.flatnonzero(parent[1:] != parent[:-1])
+        pair[crossing] = n_codes * n_codes + crossing
+        start = np.arange(len(pair))
+        groups = Groups.of(pair, within=parent[:-1])
         first_order = 2
     for n in range(first_order, max(wanted) + 1):
         if n > first_order:

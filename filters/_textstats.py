@@ -115,6 +115,48 @@ def count_runs(strings: pa.Array, byte: int, length: int) -> np.ndarray:
     )
 
 
+# A sentence end: terminal marks, closing quotes/brackets, then a space or the end of the line.
+SENTENCE_END_REGEX = r"[.!?]+[\"'”’)\]]*(\s|$)"
+_CLOSERS = np.array([ord('"'), ord("'"), ord(")"), ord("]")], np.uint8)
+
+
+def count_sentence_ends(strings: pa.Array) -> np.ndarray:
+    """Matches of `[.!?]+["'”’)\\]]*(\\s|$)` in each string, like `count_substring_regex`.
+
+    The marks, the closers and RE2's `\\s` ([\\t\\n\\f\\r ]) are disjoint, so a match is a
+    maximal run of marks whose closers (all of them) are followed by a space or the end of the
+    string: found from the runs' ends, without the regex engine's per-match cost.
+    """
+    if strings.null_count or not len(strings):
+        found = pc.count_substring_regex(strings, SENTENCE_END_REGEX)
+        return np.asarray(pc.fill_null(found, 0).to_numpy(zero_copy_only=False), np.int64)
+    data, offsets = string_buffers(strings)
+    at = np.flatnonzero((data == 46) | (data == 33) | (data == 63))  # . ! ?
+    owner = _owner(offsets, at)
+    last = np.ones(len(at), bool)  # the last mark of its run
+    last[:-1] = (at[1:] != at[:-1] + 1) | (owner[1:] != owner[:-1])
+    pos, owner = at[last] + 1, owner[last]
+    stop = offsets[owner + 1]
+    # step over the closers: " ' ) ] (one byte) and ” ’ (E2 80 9D, E2 80 99)
+    todo = np.arange(len(pos))
+    while len(todo):
+        todo = todo[pos[todo] < stop[todo]]
+        p = pos[todo]
+        step = np.isin(data[p], _CLOSERS).astype(np.int64)
+        wide = np.flatnonzero((step == 0) & (data[p] == 0xE2) & (p + 3 <= stop[todo]))
+        if len(wide):
+            q = p[wide]
+            quote = (data[q + 1] == 0x80) & ((data[q + 2] == 0x9D) | (data[q + 2] == 0x99))
+            step[wide[quote]] = 3
+        pos[todo] += step
+        todo = todo[step > 0]
+    ends = pos >= stop
+    inside = np.flatnonzero(~ends)
+    after = data[pos[inside]]
+    ends[inside] = (after == 32) | (after == 9) | (after == 10) | (after == 12) | (after == 13)
+    return np.bincount(owner[ends], minlength=len(strings)).astype(np.int64)
+
+
 def has_letter(strings: pa.Array) -> np.ndarray:
     """True for each string holding a Unicode letter, like `match_substring_regex(s, "\\p{L}")`.
 

@@ -327,8 +327,7 @@ _POLICY_SUBSTRINGS = [
     "use of cookies",
     "use cookies",
 ]
-# A sentence end: terminal marks, closing quotes/brackets, then a space or the end of the line.
-_SENTENCE_END_REGEX = r"[.!?]+[\"'”’)\]]*(\s|$)"
+_SENTENCE_END_REGEX = ts.SENTENCE_END_REGEX
 
 
 class C4Quality(_RuleFilter):
@@ -457,9 +456,7 @@ def c4_lines(text: pa.Array, p: C4Quality.Params, rows: np.ndarray | None = None
     if p.filter_policy:
         policy = pc.match_substring_regex(line, "|".join(_POLICY_SUBSTRINGS), ignore_case=True)
         keep &= ~_bool(policy)
-    sentences = np.maximum(
-        pc.count_substring_regex(line, _SENTENCE_END_REGEX).to_numpy(zero_copy_only=False), 1
-    )
+    sentences = np.maximum(ts.count_sentence_ends(line), 1)  # the regex _SENTENCE_END_REGEX
     return C4Lines(lines, real, keep, line, lorem, curly, sentences)
 
 

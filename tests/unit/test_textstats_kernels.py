@@ -61,3 +61,17 @@ def test_groups_within_documents_match_grouping_the_pair(keys, docs):
     assert sorted(groups.first.tolist()) == sorted(folded.first.tolist())
     assert (groups.first[groups.ids] == folded.first[folded.ids]).all()
     assert sorted(groups.count.tolist()) == sorted(folded.count.tolist())
+
+
+SENTENCE_CHARS = list(".!?\"')] a\t\n\x0b\x0c\r\u201d\u2019\u201c\u2018\u2029\u00e2\u20ac")
+
+
+@given(
+    st.lists(st.text(alphabet=st.sampled_from(SENTENCE_CHARS), max_size=12), min_size=1),
+    st.integers(0, 3),
+)
+def test_sentence_ends_are_counted_as_the_regex_counts_them(lines, cut):
+    arr = pa.array(lines, pa.string())
+    arr = arr.slice(min(cut, len(lines) - 1))
+    expected = pc.count_substring_regex(arr, ts.SENTENCE_END_REGEX).to_pylist()
+    assert ts.count_sentence_ends(arr).tolist() == expected

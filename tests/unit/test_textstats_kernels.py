@@ -75,3 +75,19 @@ def test_sentence_ends_are_counted_as_the_regex_counts_them(lines, cut):
     arr = arr.slice(min(cut, len(lines) - 1))
     expected = pc.count_substring_regex(arr, ts.SENTENCE_END_REGEX).to_pylist()
     assert ts.count_sentence_ends(arr).tolist() == expected
+
+
+@given(texts, st.integers(0, 3))
+def test_words_split_as_python_whichever_splitter_the_text_allows(docs, cut):
+    arr = pa.array(docs, pa.string()).slice(min(cut, len(docs) - 1))
+    for case in (arr, pa.array([_ascii_spaced(d) for d in arr.to_pylist()], pa.string())):
+        words = ts.split_words(case)
+        assert words.values.to_pylist() == [w for d in case.to_pylist() for w in d.split()]
+        assert words.counts.tolist() == [len(d.split()) for d in case.to_pylist()]
+        expected = all(c in " \t\n\x0b\x0c\r" for d in case.to_pylist() for c in d if c.isspace())
+        assert ts.only_ascii_spaces(case) == expected
+
+
+def _ascii_spaced(doc: str) -> str:
+    """The document with every non-ASCII (and \\x1c-\\x1f) whitespace made a plain space."""
+    return "".join(" " if c.isspace() and c not in " \t\n\x0b\x0c\r" else c for c in doc)

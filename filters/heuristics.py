@@ -264,7 +264,9 @@ class GopherRepetition(_RuleFilter):
         text_len = ts.shared_text_lengths(text, rows)
         paras = ts.split_paragraphs(pc.utf8_trim_whitespace(text))  # split on r"\n{2,}"
         para_dups, para_dup_chars = ts.duplicates(paras)
-        lines = ts.newline_runs(ts.shared_newline_split(text, rows))  # split on r"\n+"
+        newline_split = ts.shared_newline_split(text, rows)
+        newline_split.codes()  # on the shared pieces: the runs below and FineWeb's lines reuse them
+        lines = ts.newline_runs(newline_split)  # split on r"\n+"
         line_dups, line_dup_chars = ts.duplicates(lines)
         scores = {
             "dup_para_frac": _f64(ts.ratio(para_dups, paras.counts)),
@@ -515,7 +517,8 @@ class FineWebQuality(_RuleFilter):
         lines = ts.shared_newline_split(text, rows)
         punct = ts.last_byte_in(lines.values, b".'\"!?")  # the regex [.'"!?]$
         line_len = lines.lengths()
-        non_blank = ts.lengths(pc.utf8_trim_whitespace(lines.values)) > 0
+        trimmed_bytes = pc.binary_length(pc.utf8_trim_whitespace(lines.values))
+        non_blank = trimmed_bytes.to_numpy(zero_copy_only=False) > 0
         _, dup_chars = ts.duplicates(lines, non_blank)
         newlines = lines.counts - 1
         n_words = ts.shared_word_counts(text, rows)

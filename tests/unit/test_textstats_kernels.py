@@ -91,3 +91,53 @@ def test_words_split_as_python_whichever_splitter_the_text_allows(docs, cut):
 def _ascii_spaced(doc: str) -> str:
     """The document with every non-ASCII (and \\x1c-\\x1f) whitespace made a plain space."""
     return "".join(" " if c.isspace() and c not in " \t\n\x0b\x0c\r" else c for c in doc)
+
+
+def _ngram_reference(text: str, n: int) -> tuple[int, int]:
+    """Characters of the top n-gram times its count, and of the words covered by repeats."""
+    tokens = text.split()
+    grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+    counts: dict[tuple[str, ...], int] = {}
+    for gram in grams:
+        counts[gram] = counts.get(gram, 0) + 1
+    top = max(counts.items(), key=lambda kv: kv[1]) if counts else ((), 0)  # first of the ties
+    seen, covered = set(), [False] * len(tokens)
+    for i, gram in enumerate(grams):
+        if gram in seen:
+            covered[i : i + n] = [True] * n
+        seen.add(gram)
+    top_chars = len(" ".join(top[0])) * top[1]
+    return top_chars, sum(len(w) for w, c in zip(tokens, covered, strict=True) if c)
+
+
+WORDS = st.lists(st.sampled_from(["a", "bb", "a", "é", " ", "\n", "\n\n"]), max_size=40)
+
+
+@given(st.lists(WORDS.map("".join), min_size=1, max_size=5))
+def test_repetition_ngram_scores_match_a_per_document_reference(docs):
+    from curate_filters.heuristics import GopherRepetition
+
+    orders = {n: 1.0 for n in range(1, 11)}
+    step = GopherRepetition(GopherRepetition.Params(top_n_grams=orders, dup_n_grams=orders))
+    scores = step.score(pa.table({"text": pa.array(docs, pa.string())}))
+    for i, text in enumerate(docs):
+        for n in range(1, 11):
+            top, dup = _ngram_reference(text, n)
+            length = len(text)
+            assert scores[f"top_{n}_gram_frac"][i].as_py() == (top / length if length else 0.0)
+            assert scores[f"dup_{n}_gram_frac"][i].as_py() == (dup / length if length else 0.0)
+
+
+@given(
+    st.lists(st.integers(0, 6), min_size=1, max_size=60),
+    st.lists(st.integers(0, 3), min_size=1, max_size=7),
+)
+def test_vocabulary_document_sums_match_bincount(words, per_distinct_scale):
+    docs = [" ".join(f"w{c}" for c in words[i::3]) for i in range(3)]
+    vocab = ts.vocabulary(ts.split_words(pa.array(docs, pa.string())))
+    k = len(vocab.distinct)
+    quantities = [np.arange(k) % (s + 2) for s in per_distinct_scale]
+    quantities.append(np.full(k, 1 << 40))  # too wide to pack: summed on its own
+    for got, q in zip(vocab.doc_sums(*quantities), quantities, strict=True):
+        expected = np.bincount(vocab.words.parent, weights=q[vocab.codes], minlength=3)
+        assert got.tolist() == expected.astype(np.int64).tolist()

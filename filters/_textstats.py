@@ -225,12 +225,16 @@ class Pieces:
             self._codes = codes, n_codes
         return self._codes
 
-    def filter(self, mask: np.ndarray, counts: np.ndarray | None = None) -> Pieces:
-        """The pieces where `mask` is True (their documents' `counts` when known), with what
-        was computed of these ones; the values are filtered when first read."""
+    def filter(
+        self, mask: np.ndarray, counts: np.ndarray | None = None, parent: np.ndarray | None = None
+    ) -> Pieces:
+        """The pieces where `mask` is True (their documents' `counts` and `parent` when known),
+        with what was computed of these ones; the values are filtered when first read."""
+        if parent is None:
+            parent = self.parent[mask]
         if counts is None:
-            counts = np.bincount(self.parent[mask], minlength=self.n_docs).astype(np.int64)
-        out = Pieces(None, self.parent[mask], counts)
+            counts = np.bincount(parent, minlength=self.n_docs).astype(np.int64)
+        out = Pieces(None, parent, counts)
         out._pending = self, mask
         if self._lengths is not None:
             out._lengths = self._lengths[mask]
@@ -265,9 +269,7 @@ class Pieces:
         index[pos] = np.arange(len(pos))
         parent = index[self.parent]
         selected = parent >= 0
-        out = self.filter(selected, self.counts[pos])
-        out.parent = parent[selected]
-        return out, selected
+        return self.filter(selected, self.counts[pos], parent[selected]), selected
 
 
 def split(text: pa.Array, pattern: str, regex: bool = False) -> Pieces:

@@ -19,11 +19,6 @@ ALPHABET = SPACES + list("ab#.…é日😀-•\u2019\u00c2\u2030\u1681\u200b") +
 texts = st.lists(st.text(alphabet=st.sampled_from(ALPHABET), max_size=14), min_size=1, max_size=6)
 
 
-def _array(docs: list[str], cut: int, large: bool = False) -> pa.Array:
-    arr = pa.array(docs, pa.large_string() if large else pa.string())
-    return arr.slice(min(cut, len(docs) - 1))  # sliced arrays have an offset into the buffers
-
-
 def _same_pieces(a: ts.Pieces, b: ts.Pieces) -> None:
     assert a.values.type == b.values.type
     assert a.values.to_pylist() == b.values.to_pylist()

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator
 
 from curate.filter import Filter, Params
 from curate_filters import _textstats as ts
+from curate_filters._alloc import keep_freed_memory
 
 Rule = tuple[str, np.ndarray]
 
@@ -35,6 +36,10 @@ class _RuleFilter(Filter):
     Subclasses measure in `_measure` and list `(rule, fails)` in `_rules`, in the order the
     reference filter checks them; `score` adds the `rule` column naming the first failure.
     """
+
+    def setup(self) -> None:
+        """Let the worker keep freed memory for the next batch's arrays (see `_alloc`)."""
+        keep_freed_memory()
 
     def _measure(self, text: pa.Array, rows: np.ndarray | None) -> dict[str, pa.Array]:
         """Measured values per document; `rows` are the runner's row ids (see ts.shared_words)."""
@@ -122,17 +127,21 @@ class GopherQuality(_RuleFilter):
 
     def setup(self) -> None:
         """Build the Unicode punctuation/symbol table once per worker (about 0.2 s)."""
+        super().setup()
         ts.symbol_chars()
 
     def _measure(self, text: pa.Array, rows: np.ndarray | None) -> dict[str, pa.Array]:
-        words = ts.shared_words(text, rows)
+        vocab = ts.shared_vocabulary(text, rows)
+        words, distinct = vocab.words, vocab.distinct
         n_tokens = words.counts
-        stripped = pc.utf8_trim(words.values, characters=ts.symbol_chars())
+        # per distinct word, then gathered: the word's edge-stripped length, letters, stop-ness
+        stripped = pc.utf8_trim(distinct, characters=ts.symbol_chars())
         stripped_len = ts.lengths(stripped)
-        is_word = stripped_len > 0
-        word_count = words.sum(is_word)
-        has_alpha = ts.has_letter(words.values)
-        stop = pc.is_in(stripped, value_set=pa.array(self.params.stop_words, type=pa.string()))
+        stop_words = pa.array(self.params.stop_words, type=pa.string())
+        stop = _bool(pc.is_in(stripped, value_set=stop_words))
+        word_count, has_alpha, n_stop, len_sum = vocab.doc_sums(
+            stripped_len > 0, ts.has_letter(distinct), stop, stripped_len
+        )
 
         lines, real = ts.shared_lines(text, rows)
         bullet = pc.match_substring_regex(lines.values, rf"^{ts.WHITESPACE}*[•-]")
@@ -143,13 +152,13 @@ class GopherQuality(_RuleFilter):
         n_ellipsis = ts.count_runs(text, ord("."), 3) + ts.count_char(text, "…")
         return {
             "word_count": _i64(word_count),
-            "mean_word_length": _f64(ts.ratio(words.sum(stripped_len), word_count)),
+            "mean_word_length": _f64(ts.ratio(len_sum, word_count)),
             "hash_word_ratio": _f64(ts.ratio(n_hash, n_tokens)),
             "ellipsis_word_ratio": _f64(ts.ratio(n_ellipsis, n_tokens)),
             "bullet_lines_frac": _f64(ts.ratio(lines.sum(_bool(bullet) & real), n_lines)),
             "ellipsis_lines_frac": _f64(ts.ratio(lines.sum(_bool(ellipsis_end) & real), n_lines)),
-            "alpha_words_frac": _f64(ts.ratio(words.sum(has_alpha), n_tokens)),
-            "stop_words": _i64(words.sum(_bool(stop))),
+            "alpha_words_frac": _f64(ts.ratio(has_alpha, n_tokens)),
+            "stop_words": _i64(n_stop),
         }
 
     def _limits(self) -> dict[str, list[tuple[str, float | None]]]:
@@ -252,10 +261,12 @@ class GopherRepetition(_RuleFilter):
     def _measure(self, text: pa.Array, rows: np.ndarray | None) -> dict[str, pa.Array]:
         p = self.params
         n_docs = len(text)
-        text_len = ts.lengths(text)
-        paras = ts.split(pc.utf8_trim_whitespace(text), r"\n{2,}", regex=True)
+        text_len = ts.shared_text_lengths(text, rows)
+        paras = ts.split_paragraphs(pc.utf8_trim_whitespace(text))  # split on r"\n{2,}"
         para_dups, para_dup_chars = ts.duplicates(paras)
-        lines = ts.newline_runs(ts.shared_newline_split(text, rows))  # split on r"\n+"
+        newline_split = ts.shared_newline_split(text, rows)
+        newline_split.codes()  # on the shared pieces: the runs below and FineWeb's lines reuse them
+        lines = ts.newline_runs(newline_split)  # split on r"\n+"
         line_dups, line_dup_chars = ts.duplicates(lines)
         scores = {
             "dup_para_frac": _f64(ts.ratio(para_dups, paras.counts)),
@@ -263,15 +274,17 @@ class GopherRepetition(_RuleFilter):
             "dup_line_frac": _f64(ts.ratio(line_dups, lines.counts)),
             "dup_line_char_frac": _f64(ts.ratio(line_dup_chars, text_len)),
         }
-        words = ts.shared_words(text, rows)
-        word_len = ts.lengths(words.values)
+        vocab = ts.shared_vocabulary(text, rows)
+        words = vocab.words
+        word_len = vocab.per_word(ts.lengths(vocab.distinct))
         word_len_cumsum = np.concatenate([[0], np.cumsum(word_len)])
         top, dup = {}, {}
-        for ng in ts.word_ngrams(words, sorted(set(p.top_n_grams) | set(p.dup_n_grams))):
+        orders = sorted(set(p.top_n_grams) | set(p.dup_n_grams))
+        for ng in ts.word_ngrams(words, orders, vocab):
             if ng.n in p.top_n_grams:
                 top[ng.n] = ts.top_ngram_chars(ng, words, word_len_cumsum)
             if ng.n in p.dup_n_grams:
-                dup[ng.n] = ts.duplicate_ngram_chars(ng, words, word_len)
+                dup[ng.n] = ts.duplicate_ngram_chars(ng, words, word_len, word_len_cumsum)
         for n in p.top_n_grams:
             scores[f"top_{n}_gram_frac"] = _f64(ts.ratio(top.get(n, np.zeros(n_docs)), text_len))
         for n in p.dup_n_grams:
@@ -316,8 +329,7 @@ _POLICY_SUBSTRINGS = [
     "use of cookies",
     "use cookies",
 ]
-# A sentence end: terminal marks, closing quotes/brackets, then a space or the end of the line.
-_SENTENCE_END_REGEX = r"[.!?]+[\"'”’)\]]*(\s|$)"
+_SENTENCE_END_REGEX = ts.SENTENCE_END_REGEX
 
 
 class C4Quality(_RuleFilter):
@@ -446,9 +458,7 @@ def c4_lines(text: pa.Array, p: C4Quality.Params, rows: np.ndarray | None = None
     if p.filter_policy:
         policy = pc.match_substring_regex(line, "|".join(_POLICY_SUBSTRINGS), ignore_case=True)
         keep &= ~_bool(policy)
-    sentences = np.maximum(
-        pc.count_substring_regex(line, _SENTENCE_END_REGEX).to_numpy(zero_copy_only=False), 1
-    )
+    sentences = np.maximum(ts.count_sentence_ends(line), 1)  # the regex _SENTENCE_END_REGEX
     return C4Lines(lines, real, keep, line, lorem, curly, sentences)
 
 
@@ -506,8 +516,9 @@ class FineWebQuality(_RuleFilter):
         p = self.params
         lines = ts.shared_newline_split(text, rows)
         punct = ts.last_byte_in(lines.values, b".'\"!?")  # the regex [.'"!?]$
-        line_len = ts.lengths(lines.values)
-        non_blank = ts.lengths(pc.utf8_trim_whitespace(lines.values)) > 0
+        line_len = lines.lengths()
+        trimmed_bytes = pc.binary_length(pc.utf8_trim_whitespace(lines.values))
+        non_blank = trimmed_bytes.to_numpy(zero_copy_only=False) > 0
         _, dup_chars = ts.duplicates(lines, non_blank)
         newlines = lines.counts - 1
         n_words = ts.shared_word_counts(text, rows)
@@ -516,7 +527,9 @@ class FineWebQuality(_RuleFilter):
             "short_line_ratio": _f64(
                 ts.ratio(lines.sum(line_len <= p.short_line_length), lines.counts)
             ),
-            "char_dup_ratio": _f64(ts.ratio(dup_chars, ts.lengths(text) - newlines)),
+            "char_dup_ratio": _f64(
+                ts.ratio(dup_chars, ts.shared_text_lengths(text, rows) - newlines)
+            ),
             "list_ratio": _f64(ts.ratio(newlines, n_words)),
         }
 

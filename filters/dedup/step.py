@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from curate.filter import GlobalStep, ParallelMap, Resources
+from curate_filters._alloc import keep_freed_memory
 from curate_filters.dedup.indexed import IndexedDedup, IndexParams
 from curate_filters.dedup.lsh import band_keys, optimal_params
 from curate_filters.dedup.normalize import NormParams, normalize
@@ -96,6 +97,7 @@ class MinHashDedup(IndexedDedup, GlobalStep):
     def setup(self) -> None:
         p = self.params
         self._perms = permutations(p.num_perm, p.seed, p.scheme)
+        keep_freed_memory()
 
     def band_columns(self) -> list[str]:
         """Names of the sidecar's band key columns."""

@@ -443,7 +443,7 @@ def _run_owned(
                 )
                 phases.mark(f"decide_{seg.apply.sid}")
             done = {m["unit"]: m for m in manifests.trusted(plan, seg.index)}
-            todo = [u for u in units if u.name not in done]
+            todo = largest_first([u for u in units if u.name not in done])
             resumed += len(units) - len(todo)
             view.start_segment(
                 names[seg.index],
@@ -547,6 +547,20 @@ def _start_executor(
         + (f" (Ray's own messages: {log})" if log else " (in process)")
     )
     return executor
+
+
+def largest_first(units: list[io.WorkUnit]) -> list[io.WorkUnit]:
+    """Units in the order the workers take them: the biggest (estimated bytes) first, so the
+    last ones handed out are small and no worker idles long while another finishes a big one
+    (the longest-first rule). Ties keep unit order; the output does not depend on the order."""
+
+    def estimated_bytes(unit: io.WorkUnit) -> float:
+        shard = unit.shard
+        if shard.size and shard.num_rows:
+            return shard.size * _unit_rows(unit) / shard.num_rows
+        return float(_unit_rows(unit))
+
+    return sorted(units, key=lambda u: (-estimated_bytes(u), u.index))
 
 
 def _unit_rows(unit: io.WorkUnit) -> int:

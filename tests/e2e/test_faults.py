@@ -113,7 +113,11 @@ def test_shard_unreadable_mid_run_is_named_then_resumes(tmp_path):
     out = tmp_path / "out"
     steps = [{"use": "tests.doubles:Slow", "params": {"seconds": 0.15}}, *STEPS]
     conf = _config(tmp_path, inp, out, steps)
-    victim = inp / "shard-4.parquet"
+    # The shard handed out last (the runner takes the biggest first): still unread when the
+    # first unit is done.
+    shards = sorted(inp.glob("shard-*.parquet"))
+    victim = min(reversed(shards), key=lambda p: p.stat().st_size)
+    unit = f"part-{shards.index(victim):05d}"
     original = victim.read_bytes()
     proc = _run(conf, "--quiet", wait=False)
     try:
@@ -128,8 +132,8 @@ def test_shard_unreadable_mid_run_is_named_then_resumes(tmp_path):
             proc.kill()
             proc.wait()
     assert proc.returncode == 2, log
-    assert "shard-4.parquet" in log and "cannot read" in log and "Traceback" not in log
-    assert not (out / "_manifest" / "s0-part-00004.json").exists()
+    assert victim.name in log and "cannot read" in log and "Traceback" not in log
+    assert not (out / "_manifest" / f"s0-{unit}.json").exists()
     assert not list(out.rglob("*.tmp"))
 
     victim.write_bytes(original)  # the disk is back

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import fnmatch
 import glob
@@ -644,9 +645,14 @@ def write_text_atomic(uri: str, text: str) -> None:
         return
     fs.create_dir(os.path.dirname(path), recursive=True)
     tmp = temporary_name(path)
-    with fs.open_output_stream(tmp) as out:
-        out.write(text.encode())
-    fs.move(tmp, path)
+    try:
+        with fs.open_output_stream(tmp) as out:
+            out.write(text.encode())
+        fs.move(tmp, path)
+    except BaseException:  # a full disk, an interrupt: the temporary must not stay behind
+        with contextlib.suppress(OSError):
+            fs.delete_file(tmp)
+        raise
 
 
 def read_json(uri: str) -> object:

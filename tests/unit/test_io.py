@@ -76,3 +76,28 @@ def test_atomic_writer_publishes_only_on_commit(tmp_path):
     w2 = io.AtomicParquetWriter(str(target), pa.schema([("x", pa.int64())]))
     w2.abort()
     assert [p.name for p in target.parent.iterdir()] == ["part.parquet"]
+
+
+def test_a_small_file_whose_write_fails_leaves_no_temporary(tmp_path, monkeypatch):
+    import errno
+
+    import pyarrow.fs as pafs
+
+    from curate import io
+
+    class FullDisk:  # the local disk, whose rename fails as a full disk's can
+        type_name = "local"
+
+        def __init__(self) -> None:
+            self.base = pafs.LocalFileSystem()
+
+        def __getattr__(self, name):
+            return getattr(self.base, name)
+
+        def move(self, src: str, dst: str) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(io, "filesystem", lambda uri: (FullDisk(), str(uri)))
+    with pytest.raises(OSError, match="No space left"):
+        io.write_json_atomic(str(tmp_path / "m.json"), {"unit": "part-00000"})
+    assert list(tmp_path.iterdir()) == []

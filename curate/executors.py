@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import os
@@ -17,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from curate import exits, io, ownership, retry, stages
-from curate.config import ConfigError, PipelineConfig
+from curate.config import ConfigError, PipelineConfig, StorageConfig
 from curate.models import pack
 from curate.process import BoundStep, StepError, UnitProcessor, setup_step
 
@@ -45,9 +46,7 @@ class LocalExecutor:
             )
 
     def parallel_map(self, fn: Callable[..., Any], items: Iterable[Any]) -> list[Any]:
-        storage = self.processor.config.storage
-        where = (storage.s3_endpoint_url, storage.s3_region)
-        return [_call(fn, item, where, storage.retries) for item in items]
+        return [_call(fn, item, self.processor.config.storage) for item in items]
 
     def close(self) -> None:
         pass
@@ -94,12 +93,9 @@ class _UnitActor:
             return _setup_error(exc)
         return None
 
-    def call(
-        self, fn: Callable[..., Any], item: Any, storage: tuple[str | None, str | None]
-    ) -> Any:
+    def call(self, fn: Callable[..., Any], item: Any) -> Any:
         """One item of the runner's `parallel_map` (a global step's shuffle, the id check)."""
-        config = self._args[0]
-        return _call(fn, item, storage, config.storage.retries)
+        return _call(fn, item, self._args[0].storage)
 
     def process(self, seg: int, unit: io.WorkUnit, decision: Any) -> dict[str, Any]:
         self.processor = self.processor or self._setup()
@@ -237,13 +233,9 @@ def _unpack_steps(packed: bytes, config: PipelineConfig) -> list[BoundStep]:
 
 @contextlib.contextmanager
 def _environment(**values: str) -> Iterator[None]:
-    """These environment variables set (an empty value unsets) for the block, then restored."""
+    """These environment variables set for the block, then restored."""
     saved = {name: os.environ.get(name) for name in values}
-    for name, value in values.items():
-        if value:
-            os.environ[name] = value
-        else:
-            os.environ.pop(name, None)
+    os.environ.update(values)
     try:
         yield
     finally:
@@ -291,15 +283,13 @@ def _rotated(pools: dict[str, list[str]], start: int) -> dict[str, list[str]]:
     return {sid: [*p[start % len(p) :], *p[: start % len(p)]] for sid, p in pools.items()}
 
 
-def _call(
-    fn: Callable[..., Any], item: Any, storage: tuple[str | None, str | None], attempts: int
-) -> Any:
+def _call(fn: Callable[..., Any], item: Any, storage: StorageConfig) -> Any:
     """One item of `parallel_map`, again on a transient storage error (an object store's 503)."""
-    io.configure_storage(*storage)
+    io.configure_storage(storage.s3_endpoint_url, storage.s3_region)
     return retry.call(
         lambda: fn(item),
         f"{_task_name(fn)} of a global step or check",
-        retry.Policy(attempts=attempts),
+        retry.Policy(attempts=storage.retries),
     )
 
 
@@ -439,8 +429,6 @@ class RayExecutor:
         if errors:
             self.close()
             raise RunError(errors[0])
-        self.workers = workers
-        self.storage = (config.storage.s3_endpoint_url, config.storage.s3_region)
 
     def _check_fits(
         self, workers: int, chain: Any, pooled: dict[str, float], have: dict, away: list[str]
@@ -468,25 +456,19 @@ class RayExecutor:
     ) -> Iterator[dict[str, Any]]:
         ray = self.ray
         decision_ref = ray.put(decision) if decision is not None else None
-        queue = list(units)
-        in_flight: dict[Any, Any] = {}
-        free = list(self.actors)
-        while queue or in_flight:
-            while queue and free:
-                actor = free.pop(0)
-                in_flight[actor.process.remote(seg, queue.pop(0), decision_ref)] = actor
-            done, _ = ray.wait(list(in_flight), num_returns=1)
-            for ref in done:
-                free.append(in_flight.pop(ref))
-                try:
-                    yield ray.get(ref)
-                except ray.exceptions.RayTaskError as exc:
-                    # A user-facing error (bad input, a failing step) is re-raised as itself, so
-                    # the CLI prints its sentence and not the worker's traceback.
-                    cause = getattr(exc, "cause", None)
-                    if isinstance(cause, USER_ERRORS):
-                        raise cause from None
-                    raise exc.as_instanceof_cause() from None
+        finished = self._on_free_actors(
+            units, lambda actor, unit: actor.process.remote(seg, unit, decision_ref)
+        )
+        for _, ref in finished:
+            try:
+                yield ray.get(ref)
+            except ray.exceptions.RayTaskError as exc:
+                # A user-facing error (bad input, a failing step) is re-raised as itself, so
+                # the CLI prints its sentence and not the worker's traceback.
+                cause = getattr(exc, "cause", None)
+                if isinstance(cause, USER_ERRORS):
+                    raise cause from None
+                raise exc.as_instanceof_cause() from None
 
     def parallel_map(self, fn: Callable[..., Any], items: Iterable[Any]) -> list[Any]:
         """`fn` over `items` on the unit actors, one item an actor at a time, results in order.
@@ -494,23 +476,29 @@ class RayExecutor:
         The actors sit idle while a global step decides and already hold the CPUs: a task of
         its own would wait for a CPU, or (reserving none) start a fresh worker process that
         imports everything again (about a second each on two cores)."""
-        ray = self.ray
-        fn_ref = ray.put(fn)
-        queue = list(enumerate(items))
-        results: dict[int, Any] = {}
+        fn_ref = self.ray.put(fn)
+        finished = self._on_free_actors(items, lambda actor, item: actor.call.remote(fn_ref, item))
+        results = {index: self.ray.get(ref) for index, ref in finished}
+        return [results[i] for i in range(len(results))]
+
+    def _on_free_actors(
+        self, items: Iterable[Any], submit: Callable[[Any, Any], Any]
+    ) -> Iterator[tuple[int, Any]]:
+        """Each item to the next free unit actor (`submit(actor, item)` returns its ref), one
+        at a time an actor; yields (item's index, ref) as each finishes."""
+        queue = collections.deque(enumerate(items))
         in_flight: dict[Any, tuple[Any, int]] = {}
-        free = list(self.actors)
+        free = collections.deque(self.actors)
         while queue or in_flight:
             while queue and free:
-                index, item = queue.pop(0)
-                actor = free.pop(0)
-                in_flight[actor.call.remote(fn_ref, item, self.storage)] = (actor, index)
-            done, _ = ray.wait(list(in_flight), num_returns=1)
+                index, item = queue.popleft()
+                actor = free.popleft()
+                in_flight[submit(actor, item)] = (actor, index)
+            done, _ = self.ray.wait(list(in_flight), num_returns=1)
             for ref in done:
                 actor, index = in_flight.pop(ref)
                 free.append(actor)
-                results[index] = ray.get(ref)
-        return [results[i] for i in range(len(results))]
+                yield index, ref
 
     def close(self) -> None:
         for actor in getattr(self, "actors", []) + getattr(self, "pool_actors", []):

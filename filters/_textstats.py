@@ -528,7 +528,6 @@ class Vocabulary:
         words = self.words
         bounds = np.zeros(words.n_docs + 1, np.int64)
         np.cumsum(words.counts, out=bounds[1:])
-        out: list[np.ndarray] = []
         todo = [np.asarray(q, np.int64) for q in per_distinct]
         fits = [
             len(q) == 0 or (int(q.min()) >= 0 and _doc_total_bound(q, words) < 1 << 21)
@@ -546,8 +545,7 @@ class Vocabulary:
         for i, ok in enumerate(fits):
             if not ok:
                 results[i] = _doc_sums(todo[i][self.codes], bounds)
-        out = [results[i] for i in range(len(todo))]
-        return out
+        return [results[i] for i in range(len(todo))]
 
 
 def _doc_total_bound(per_distinct: np.ndarray, words: Pieces) -> int:
@@ -565,9 +563,7 @@ def _doc_sums(per_word: np.ndarray, bounds: np.ndarray) -> np.ndarray:
 
 def vocabulary(words: Pieces) -> Vocabulary:
     """The words' codes and distinct values (Arrow's hash dictionary: exact, no collisions)."""
-    encoded = pc.dictionary_encode(words.values)
-    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    return Vocabulary(words, codes, encoded.dictionary)
+    return Vocabulary(words, *dictionary_codes(words.values))
 
 
 def shared_vocabulary(text: pa.Array, rows: np.ndarray | None) -> Vocabulary:
@@ -758,11 +754,17 @@ class Groups:
         return out
 
 
-def value_codes(values: pa.Array) -> tuple[np.ndarray, int]:
-    """Integer code of each string (equal strings, equal codes) and the number of codes."""
+def dictionary_codes(values: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """Integer code of each string (equal strings, equal codes) and the distinct strings."""
     encoded = pc.dictionary_encode(values)
     codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
-    return codes, len(encoded.dictionary)
+    return codes, encoded.dictionary
+
+
+def value_codes(values: pa.Array) -> tuple[np.ndarray, int]:
+    """Integer code of each string (equal strings, equal codes) and the number of codes."""
+    codes, distinct = dictionary_codes(values)
+    return codes, len(distinct)
 
 
 def duplicates(pieces: Pieces, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

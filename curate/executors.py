@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import collections
-import contextlib
 import functools
 import os
 import socket
-import sys
-import tempfile
-import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
@@ -17,8 +13,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from curate import exits, io, ownership, retry, stages
+from curate import embedded_ray, exits, io, ownership, retry, stages
 from curate.config import ConfigError, PipelineConfig, StorageConfig
+from curate.embedded_ray import machine_cpus, ray_log
 from curate.models import pack
 from curate.process import BoundStep, StepError, UnitProcessor, setup_step
 
@@ -231,49 +228,6 @@ def _unpack_steps(packed: bytes, config: PipelineConfig) -> list[BoundStep]:
         ) from exc
 
 
-@contextlib.contextmanager
-def _environment(**values: str) -> Iterator[None]:
-    """These environment variables set for the block, then restored."""
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-@contextlib.contextmanager
-def ray_log() -> Iterator[str]:
-    """Send what Ray prints while it starts (its notices, its processes' output) to a log file,
-    not the user's terminal; yields the file's path."""
-    folder = os.path.join(tempfile.gettempdir(), "curate-logs")
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f"ray-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(path, "ab") as log:
-        os.dup2(log.fileno(), 2)
-        try:
-            yield path
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
-def machine_cpus() -> int:
-    """The CPUs this process may use (its affinity mask, not the host's core count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 def _resource(step: BoundStep, name: str) -> float:
     return float(getattr(stages.resources(step), name))
 
@@ -333,20 +287,14 @@ class RayExecutor:
         if self.owns_ray:
             try:
                 if address == "local":
-                    os.environ.pop("RAY_ADDRESS", None)  # embedded means fresh, not a stale cluster
                     # Workers import ad-hoc `module:Class` steps from where the driver runs.
                     path = os.pathsep.join(
                         p for p in (os.getcwd(), os.environ.get("PYTHONPATH")) if p
                     )
                     # Through the environment the raylet inherits, not a runtime_env: that
                     # one costs every worker a trip through Ray's runtime-env agent (~0.6 s).
-                    with ray_log() as self.log, _environment(PYTHONPATH=path):
-                        ray.init(
-                            num_cpus=machine_cpus(),  # never more than the machine has
-                            include_dashboard=False,
-                            log_to_driver=False,
-                            configure_logging=False,
-                        )
+                    with ray_log() as self.log:
+                        embedded_ray.start(ray, machine_cpus(), PYTHONPATH=path)
                 else:
                     _check_reachable(address)
                     with ray_log() as self.log:
@@ -505,23 +453,4 @@ class RayExecutor:
             self.ray.kill(actor)
         self.actors, self.pool_actors = [], []
         if self.owns_ray:
-            _stop_autoscaler_monitor(self.ray)
-            self.ray.shutdown()
-
-
-def _stop_autoscaler_monitor(ray: Any) -> None:
-    """Kill the embedded Ray's autoscaler monitor before `ray.shutdown()`.
-
-    A single-node embedded Ray never autoscales, and its monitor does not exit on SIGTERM
-    within the second `ray.shutdown()` waits before it kills it anyway: a second off every run.
-    `ray.init` has no option to not start it, so this reaches into Ray's node record (ray is
-    pinned); when that record is not where 2.60 keeps it, nothing happens and shutdown waits.
-    """
-    node = getattr(getattr(ray, "_private", None), "worker", None)
-    processes = getattr(getattr(node, "_global_node", None), "all_processes", None) or {}
-    for info in processes.get("monitor", []):
-        process = getattr(info, "process", None)
-        if process is not None and process.poll() is None:
-            process.kill()
-            with contextlib.suppress(Exception):
-                process.wait(timeout=1)
+            embedded_ray.stop(self.ray)

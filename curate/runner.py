@@ -15,12 +15,12 @@ from rich.console import Console
 
 from curate import idcheck, identity, io, ownership, probe, retry, stats
 from curate.config import ConfigError, PipelineConfig, dump_yaml
+from curate.embedded_ray import machine_cpus
 from curate.executors import (
     LocalExecutor,
     RayExecutor,
     RunError,
     _resource,
-    machine_cpus,
 )
 from curate.manifests import Manifests
 from curate.models import model_fields, sha256_path

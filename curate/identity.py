@@ -10,7 +10,7 @@ import json
 import sys
 from typing import Any
 
-from curate import io
+from curate import io, plugins
 
 PLAN_FORMAT = 1
 
@@ -26,8 +26,24 @@ def _sha256_file(path: str | None) -> str | None:
 
 
 @functools.lru_cache(maxsize=1)
+def _registering_distributions() -> dict[str, str]:
+    """Top-level module -> distribution, for the distributions that register plugins: read
+    from their entry points, a few ms (the full scan below takes 0.25 s beside torch)."""
+    found: dict[str, str] = {}
+    for ep in importlib.metadata.entry_points(group=plugins.GROUP):
+        if ep.dist is not None:
+            found.setdefault(ep.module.split(".")[0], ep.dist.name)
+    return found
+
+
+@functools.lru_cache(maxsize=1)
 def _distributions() -> dict[str, list[str]]:
     return importlib.metadata.packages_distributions()  # scans every installed package: once
+
+
+def _distribution(top: str) -> str | None:
+    """The installed distribution that holds the top-level module `top`, if any."""
+    return _registering_distributions().get(top) or next(iter(_distributions().get(top, [])), None)
 
 
 def plugin_identity(cls: type) -> dict[str, Any]:
@@ -39,11 +55,11 @@ def plugin_identity(cls: type) -> dict[str, Any]:
 def _plugin_identity(cls: type) -> dict[str, Any]:
     module = sys.modules.get(cls.__module__)
     top = cls.__module__.split(".")[0]
-    dists = _distributions().get(top, [])
+    dist = _distribution(top)
     version = None
-    if dists:
+    if dist:
         try:
-            version = f"{dists[0]} {importlib.metadata.version(dists[0])}"
+            version = f"{dist} {importlib.metadata.version(dist)}"
         except importlib.metadata.PackageNotFoundError:
             version = None
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import importlib.util
 import os
@@ -19,7 +20,13 @@ class PluginError(LookupError):
 
 def available() -> dict[str, EntryPoint]:
     """Every registered plugin, by name, without importing any of them."""
-    return {ep.name: ep for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name)}
+    return dict(_registered())
+
+
+@functools.lru_cache(maxsize=1)
+def _registered() -> tuple[tuple[str, EntryPoint], ...]:
+    # Read once a process: each read scans every installed distribution's metadata.
+    return tuple((ep.name, ep) for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name))
 
 
 def load(name: str) -> type[Any]:

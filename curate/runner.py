@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import json
 import os
@@ -457,11 +458,7 @@ def _run_owned(
     except retry.RetriesExhausted:  # its sentence names the unit and the store's last answer
         raise
     except OSError as exc:  # disk full, no access, a store gone: the unit was not published
-        cause = getattr(exc, "cause", exc)
-        raise RunError(
-            f"cannot write the output under {config.output.path}: {cause}; the units finished "
-            "so far are kept: fix it (e.g. free space) and rerun the same command to resume"
-        ) from None
+        raise RunError(_storage_error(config.output.path, getattr(exc, "cause", exc))) from None
     finally:
         view.stop()
         executor.close()
@@ -496,6 +493,21 @@ class _Phases:
         now = time.perf_counter()
         self.seconds[name] = round(self.seconds.get(name, 0.0) + now - self.last, 3)
         self.last = now
+
+
+def _storage_error(output: str, cause: BaseException) -> str:
+    """The sentence for an OSError that stopped the run: a write (a unit's files) or a read (a
+    global step's sidecars, the segment before's output), both under the output folder."""
+    # Arrow's own write errors carry no errno, only the system's words.
+    writing = getattr(cause, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or any(
+        words in str(cause) for words in ("No space left", "Disk quota exceeded")
+    )
+    what = "cannot write the output" if writing else "cannot read or write the output"
+    hint = "free space" if writing else "the permissions, or the file removed while in use"
+    return (
+        f"{what} under {output}: {cause}; the units finished so far are kept: fix {hint} and "
+        "rerun the same command to resume"
+    )
 
 
 def choose_executor(config: PipelineConfig, steps: list[BoundStep], rows: int) -> str:

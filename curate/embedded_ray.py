@@ -6,8 +6,8 @@ owns from start to end:
 
 - a lost race: the raylet's object manager connects to its own plasma store, sometimes before
   the store listens, and then sleeps `raylet_client_connect_timeout_milliseconds` (1,000 ms)
-  before it tries again. Retrying every 20 ms (with as many seconds of patience in all) removes
-  that second; workers use the same setting to reach the raylet.
+  before it tries again. Retrying every 50 ms (with the same 10 s of patience in all) removes
+  that second; workers use the same setting to reach the raylet and ask it for the config.
 - the dashboard: `include_dashboard=False` still starts its head process (for usage stats)
   and waits ~0.6 s for it to publish a URL, and the raylet waits for a full dashboard agent
   (HTTP server, metrics exporter; the driver imports aiohttp, 0.3 s, to decide that). Nothing
@@ -31,10 +31,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-# Same patience as Ray's default (10 tries x 1 s), in 20 ms steps.
+# Same patience as Ray's default (10 tries x 1 s), in 50 ms steps.
 FAST_START_CONFIG = {
-    "raylet_client_connect_timeout_milliseconds": 20,
-    "raylet_client_num_connect_attempts": 500,
+    "raylet_client_connect_timeout_milliseconds": 50,
+    "raylet_client_num_connect_attempts": 200,
 }
 
 
@@ -46,16 +46,20 @@ def machine_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def start(ray: Any, cpus: int, **environment: str) -> None:
-    """`ray.init` a fresh single-node Ray of `cpus` CPUs, its processes inheriting `environment`."""
+def start(ray: Any, cpus: int, gpus: int | None = None, **environment: str) -> None:
+    """`ray.init` a fresh single-node Ray of `cpus` CPUs (and `gpus`, default: those Ray
+    finds), its processes inheriting `environment`."""
     os.environ.pop("RAY_ADDRESS", None)  # embedded means fresh, not a stale cluster
     with _environment(**environment), _without_dashboard(ray):
         ray.init(
             num_cpus=cpus,
+            num_gpus=gpus,
             include_dashboard=False,
             log_to_driver=False,
             configure_logging=False,
-            _system_config=FAST_START_CONFIG,
+            # A copy: ray.init adds its session's spilling folder to the dict it is given,
+            # which a second start in this process would then inherit.
+            _system_config=dict(FAST_START_CONFIG),
         )
 
 

@@ -10,6 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import settings
 
+from curate import embedded_ray
+
 # No per-example deadline anywhere: on a busy machine (CI, a laptop compiling) a property that
 # touches files can take seconds, and a timing failure says nothing about correctness.
 settings.register_profile("curate", deadline=None)
@@ -30,16 +32,11 @@ def ray_session():
     ray = pytest.importorskip("ray")
     os.environ.pop("RAY_ADDRESS", None)
     path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
-    ray.init(
-        num_cpus=2,
-        num_gpus=1,  # logical: lets a step that declares gpus get its own pool on a CPU machine
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-        runtime_env={"env_vars": {"PYTHONPATH": path}},
-    )
+    # The same start as `curate run`'s embedded Ray, with a logical GPU: a step that declares
+    # gpus then gets its own pool on a CPU machine.
+    embedded_ray.start(ray, 2, gpus=1, PYTHONPATH=path)
     yield ray
-    ray.shutdown()
+    embedded_ray.stop(ray)
 
 
 def write_corpus(

@@ -83,10 +83,13 @@ def test_a_ray_without_the_private_node_record_starts_as_usual():
     calls = []
     fake = SimpleNamespace(init=lambda **kw: calls.append(kw), shutdown=lambda: calls.append("off"))
     embedded_ray.start(fake, 2)
-    embedded_ray.stop(fake)
     assert calls[0]["num_cpus"] == 2 and calls[0]["include_dashboard"] is False
     assert calls[0]["_system_config"] == embedded_ray.FAST_START_CONFIG
+    calls[0]["_system_config"]["object_spilling_config"] = "this session's folder"  # as Ray does
+    embedded_ray.stop(fake)
     assert calls[1] == "off"
+    # Ray's additions to the config it was given do not leak into the next start.
+    assert "object_spilling_config" not in embedded_ray.FAST_START_CONFIG
 
 
 def test_the_dashboard_patch_is_undone_when_init_fails():

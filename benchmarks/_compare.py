@@ -50,6 +50,42 @@ def resolve_corpus(args, tmp: Path) -> Path:
     return out
 
 
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def text_corpus(corpus: Path | None, docs: int, tmp: Path) -> Path:
+    """A folder of shard_*.parquet (`id`, `text`) and ground_truth.parquet: `corpus` when given,
+    else ../shared/data/bench_100k when present, else make_corpus.py's `docs` documents built
+    under `tmp` from the shipped sample, so a script that needs only text runs from a clone."""
+    if corpus is not None:
+        if not sorted(Path(corpus).glob("shard_*.parquet")):
+            sys.exit(f"--corpus {corpus}: no shard_*.parquet files there")
+        return Path(corpus)
+    shared = SHARED_DATA / "bench_100k"
+    if sorted(shared.glob("shard_*.parquet")):
+        return shared
+    sys.path.insert(0, str(HERE))
+    import make_corpus
+
+    out = tmp / f"corpus_{docs}"
+    make_corpus.make(out, docs=docs, shards=10, seed=0)
+    print(f"corpus: {shared} is not here; make_corpus.py --docs {docs} -> {out} (not timed)")
+    return out
+
+
+def needs_shared(*paths: Path, why: str) -> None:
+    """Exit 2 with one sentence when a script's real data is absent (a clone alone): which
+    file, what it is for, and where it lives."""
+    missing = [p for p in paths if not Path(p).exists()]
+    if missing:
+        print(
+            f"{Path(sys.argv[0]).name}: needs {missing[0]} ({why}); it is in ../shared/data "
+            "beside a checkout of the project, not in the repository",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+
+
 def slice_corpus(corpus: Path, limit: int, out: Path, shards: int = 10) -> Path:
     """The first `limit` documents of `corpus` in `shards` shards, with the ground truth rows of
     those documents (sources outside the slice are left to `truth_clusters` to ignore)."""

@@ -25,6 +25,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _compare import needs_shared  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / ".." / "shared" / "data" / "bench_100k"
 BASE = "0af3e83"
@@ -77,9 +80,8 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--incremental-only", action="store_true", help="skip main vs branch")
     args = parser.parse_args()
+    needs_shared(DATA, why="the corpus both commits' runs are compared on")
     shards = sorted(DATA.glob("shard_*.parquet"))
-    if not shards:
-        sys.exit(f"{DATA} is not present")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         main_code = export_main(Path(tempfile.mkdtemp(dir=tmp)))

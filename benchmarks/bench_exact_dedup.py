@@ -1,6 +1,7 @@
 """Exact dedup of bench_100k: docs/s of the `exact_dedup` step vs a plain Python set of hashes.
 
-Run: python benchmarks/bench_exact_dedup.py [--shared ../shared/data]
+Run: python benchmarks/bench_exact_dedup.py [--corpus ../shared/data/bench_100k]
+(default: that folder when present, else a make_corpus.py corpus of 100k built from the sample)
 The step runs as the runner would (signatures over 4,096-row batches per shard, then `decide`
 in process); the baseline is the obvious loop: xxh3-128 of each raw text into a Python set.
 The step hashes the normalised text (case, whitespace, punctuation and unicode folded), the loop
@@ -23,22 +24,21 @@ import xxhash
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._compare import text_corpus  # noqa: E402
 from benchmarks._drive import in_process_map, write_sidecars  # noqa: E402
 from curate_filters.dedup.exact import ExactDedup  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data"
-    )
+    parser.add_argument("--corpus", type=Path, help="shard_*.parquet + ground_truth.parquet")
     args = parser.parse_args()
-    shards = sorted((args.shared / "bench_100k").glob("shard_*.parquet"))
-    tables = [pq.read_table(s, columns=["id", "text"]) for s in shards]
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = text_corpus(args.corpus, 100_000, Path(tmp))
+        shards = sorted(corpus.glob("shard_*.parquet"))
+        tables = [pq.read_table(s, columns=["id", "text"]) for s in shards]
+        truth = pq.read_table(corpus / "ground_truth.parquet", columns=["id", "kind"])
     docs = sum(t.num_rows for t in tables)
-    truth = pq.read_table(
-        args.shared / "bench_100k" / "ground_truth.parquet", columns=["id", "kind"]
-    )
     exact_ids = set(np.asarray(truth["id"])[np.asarray(truth["kind"]) == "exact_dup"])
 
     step = ExactDedup(ExactDedup.Params())
@@ -74,7 +74,7 @@ def main() -> None:
         # is removed instead, so compare counts and agreement rather than the ids themselves.
         return f"removed {len(found):,} (the corpus has {len(exact_ids):,} injected exact copies)"
 
-    print(f"bench_100k: {docs:,} documents in {len(tables)} shards")
+    print(f"{corpus.name}: {docs:,} documents in {len(tables)} shards")
     print(
         f"exact_dedup step: {docs / curate_s:>9,.0f} docs/s ({sign_s:.1f} s signatures, "
         f"{curate_s - sign_s:.1f} s decide), {score(removed)}"

@@ -1,7 +1,8 @@
 """Docs/s of FastTextQuality.score against a plain loop of fastText predict calls, same run.
 
-Usage: python benchmarks/bench_fasttext.py [--docs 20000] [--model M] [--batch 4096]
-Scores ~20k documents of shared/data/bench_100k with the quickstart quality model (or --model).
+Usage: python benchmarks/bench_fasttext.py [--docs 20000] [--model M] [--batch 4096] [--corpus DIR]
+Scores ~20k documents (of --corpus, else ../shared/data/bench_100k, else a make_corpus.py corpus
+built from the shipped sample) with the quickstart quality model (or --model).
 The baseline feeds the library the same normalised lines, one `predict` call per document, so
 the ratio measures curate's batching and Arrow overhead alone. Goal: ratio >= 0.9.
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import resource
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,8 +22,10 @@ import pyarrow.parquet as pq
 from curate_filters import _fasttext as ft
 from curate_filters.quality import FastTextQuality
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _compare import text_corpus  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / ".." / "shared" / "data" / "bench_100k"
 
 
 def best_of(fn, repeats: int) -> float:
@@ -39,10 +44,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-pipeline", action="store_true", help="skip the curate run part")
     parser.add_argument("--model", default=str(ROOT / "examples/quickstart/models/quality.ftz"))
+    parser.add_argument("--corpus", type=Path, help="shard_*.parquet folder (default: see above)")
     args = parser.parse_args()
 
-    shards = sorted(DATA.glob("shard_*.parquet"))
-    table = pa.concat_tables(pq.read_table(s, columns=["text"]) for s in shards[:3])
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = text_corpus(args.corpus, args.docs, Path(tmp))
+        shards = sorted(corpus.glob("shard_*.parquet"))
+        table = pa.concat_tables(pq.read_table(s, columns=["text"]) for s in shards)
     table = table.slice(0, args.docs)
     batches = [table.slice(i, args.batch) for i in range(0, table.num_rows, args.batch)]
     chars = sum(len(t) for t in table.column("text").to_pylist())
@@ -76,8 +84,6 @@ def main() -> None:
 
 def in_pipeline(table: pa.Table, model: str, loop_rate: float) -> None:
     """The step inside `curate run`: in process and on Ray (2 workers), same documents."""
-    import tempfile
-
     from curate import config as cfg
     from curate import runner
 

@@ -4,8 +4,10 @@ Usage: python benchmarks/bench_heuristics_kernels.py [shard.parquet] [--docs N] 
 
 Both sides measure the same rules on the same documents in the same run (the reference is a
 plain loop over `str` methods written from the rule definitions, as datatrove writes them), so
-the ratio is meaningful on a noisy machine. Defaults: bench_100k/shard_00.parquet, 10,000 docs,
-batches of 2,048. The script also checks that both sides name the same first failing rule.
+the ratio is meaningful on a noisy machine. Defaults: ../shared/data/bench_100k/shard_00.parquet
+(from a clone alone: the first shard of a make_corpus.py corpus built from the shipped sample),
+10,000 docs, batches of 2,048. The script also checks that both sides name the same first
+failing rule.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import argparse
 import re
 import resource
+import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -24,14 +28,9 @@ import pyarrow.parquet as pq
 from curate_filters import _textstats as ts
 from curate_filters.heuristics import C4Quality, FineWebQuality, GopherQuality, GopherRepetition
 
-DEFAULT_SHARD = (
-    Path(__file__).resolve().parents[1]
-    / ".."
-    / "shared"
-    / "data"
-    / "bench_100k"
-    / "shard_00.parquet"
-)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _compare import text_corpus  # noqa: E402
+
 SYMBOLS = frozenset(ts.symbol_chars())
 
 
@@ -201,12 +200,15 @@ REFERENCES: dict[type, Callable[[str, object], str | None]] = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("shard", nargs="?", default=str(DEFAULT_SHARD))
+    parser.add_argument("shard", nargs="?", help="a Parquet file with a text column")
     parser.add_argument("--docs", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=2048)
     args = parser.parse_args()
 
-    table = pq.read_table(args.shard, columns=["text"]).slice(0, args.docs)
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.shard is None:
+            args.shard = str(min(text_corpus(None, args.docs, Path(tmp)).glob("shard_*.parquet")))
+        table = pq.read_table(args.shard, columns=["text"]).slice(0, args.docs)
     texts = table.column("text").to_pylist()
     batches = [table.slice(i, args.batch) for i in range(0, table.num_rows, args.batch)]
     n_docs, n_chars = table.num_rows, sum(map(len, texts))

@@ -6,15 +6,19 @@ over the same documents already normalised (CCNet's per-line loop), in the same 
 ratio (goal >= 0.9).
 hf: a tiny random 2-layer GPT-2 (word-level tokenizer built from the data) on CPU: tokens/s.
 The kenlm model is an order-5 probing model trained on English Wikipedia summaries (needs
-lmplz: bash scripts/build_kenlm.sh), unless --model is given.
+lmplz: bash scripts/build_kenlm.sh, and ../shared/data), unless --model is given; from a clone
+alone, the quickstart's shipped lm.binary. Documents: --corpus, else ../shared/data/bench_100k,
+else a make_corpus.py corpus built from the shipped sample.
 
     python benchmarks/bench_perplexity.py [--docs 10000] [--repeat 3] [--model lm.binary]
+        [--corpus DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import resource
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +29,9 @@ import pyarrow.parquet as pq
 
 from curate_filters._ccnet_normalize import normalized_lines
 from curate_filters.perplexity import Perplexity, PerplexityParams, train_kenlm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _compare import REPO, text_corpus  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 BATCH = Perplexity.resources.batch_size
@@ -116,17 +123,23 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--hf-docs", type=int, default=256)
     parser.add_argument("--model", help="KenLM model (default: train one on Wikipedia)")
+    parser.add_argument("--corpus", type=Path, help="shard_*.parquet folder (default: see above)")
     args = parser.parse_args()
     data = args.data.resolve()
-    texts = pq.read_table(data / "bench_100k/shard_00.parquet", columns=["text"])["text"]
-    texts = texts.slice(0, args.docs).combine_chunks()
 
     with tempfile.TemporaryDirectory() as tmp:
+        corpus = text_corpus(args.corpus, args.docs, Path(tmp))
+        shards = sorted(corpus.glob("shard_*.parquet"))
+        texts = pa.concat_tables(pq.read_table(s, columns=["text"]) for s in shards)["text"]
+        texts = texts.slice(0, args.docs).combine_chunks()
         model = args.model
-        if model is None:
+        wiki = data / "high_quality/wikipedia_vital_summaries_en.parquet"
+        if model is None and wiki.exists():
             model = str(Path(tmp) / "wiki.binary")
-            wiki = str(data / "high_quality/wikipedia_vital_summaries_en.parquet")
-            train_kenlm([wiki], model, order=5)
+            train_kenlm([str(wiki)], model, order=5)
+        elif model is None:
+            model = str(REPO / "examples/quickstart/models/lm.binary")
+            print(f"model: {wiki} is not here; the quickstart's shipped {model}")
         bench_kenlm(model, texts, args.repeat)
     bench_hf(texts, args.hf_docs)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -1,9 +1,10 @@
 """Heuristics-only pipeline over bench_100k (and 4x repeated): docs/s on 1 and 2 Ray workers,
 the ratio to a plain in-process loop over the same filters, and peak RSS of driver and workers.
 
-Run: python benchmarks/bench_pipeline.py [--shared ../shared/data] [--skip-400k]
+Run: python benchmarks/bench_pipeline.py [--corpus ../shared/data/bench_100k] [--skip-400k]
 Each measurement runs in a fresh subprocess, so peak RSS figures are per run. The 400k corpus is
-the 10 bench_100k shards linked 4 times under new names (the same text, 40 shards).
+the 10 shards of the 100k one linked 4 times under new names (the same text, 40 shards). From a
+clone alone the 100k corpus is built by make_corpus.py from the shipped sample.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _compare import REPO, text_corpus  # noqa: E402
+
 HEURISTICS = ["gopher_quality", "gopher_repetition", "c4_quality", "fineweb_quality"]
 
 
@@ -128,12 +131,17 @@ def _in_subprocess(fn: str, *args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        help="a 100k shard_*.parquet folder (default: ../shared/data/bench_100k, else one built "
+        "by make_corpus.py from the shipped sample)",
+    )
     parser.add_argument("--skip-400k", action="store_true")
     args = parser.parse_args()
-    src = args.shared / "bench_100k"
-    shards = sorted(src.glob("shard_*.parquet"))
     with tempfile.TemporaryDirectory() as tmp:
+        src = text_corpus(args.corpus, 100_000, Path(tmp))
+        shards = sorted(src.glob("shard_*.parquet"))
         c100, c400 = Path(tmp) / "c100k", Path(tmp) / "c400k"
         c100.mkdir()
         c400.mkdir()

@@ -47,6 +47,7 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._compare import needs_shared  # noqa: E402
 from benchmarks._drive import in_process_map, write_sidecars  # noqa: E402
 from curate.io import ROW_ID  # noqa: E402
 from curate_filters.c4_lines import C4Lines  # noqa: E402
@@ -381,6 +382,12 @@ def main() -> None:
     )
     parser.add_argument("--docs", type=int, default=100_000)
     args = parser.parse_args()
+    needs_shared(
+        args.shared / "bench_100k",
+        args.shared / "high_quality",
+        args.shared / "near_dup",
+        why="PII and contamination recall are measured on its labelled sets",
+    )
     shards = sorted((args.shared / "bench_100k").glob("shard_*.parquet"))
     tables = [pq.read_table(s, columns=["id", "text"]) for s in shards]
     corpus = pa.concat_tables(tables).slice(0, args.docs)

@@ -10,6 +10,7 @@ lingua sentences (75 languages), evaluated on held-out rows and two other multil
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,9 @@ import pyarrow.parquet as pq
 from curate_filters._fasttext import TrainSettings
 from curate_filters.langid import FastTextLangID, accuracy_by_language, train_langid
 from curate_filters.quality import FastTextQuality, train_quality
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _compare import needs_shared  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 HQ = ["wikipedia_vital_summaries_en", "public_domain_books_chunks", "python311_docs", "python_peps"]
@@ -84,6 +88,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="/tmp/curate-fasttext-real")
     out = Path(parser.parse_args().out)
+    needs_shared(
+        DATA / "high_quality",
+        DATA / "web_crawl",
+        DATA / "multilingual",
+        why="labelled quality and language-id text",
+    )
     out.mkdir(parents=True, exist_ok=True)
     quality(out)
     langid(out)

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from datasketch import MinHash, MinHashLSH
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _compare import needs_shared  # noqa: E402
 from _drive import in_process_map, write_sidecars  # noqa: E402
 
 from curate_filters.dedup.components import components  # noqa: E402
@@ -94,6 +95,7 @@ def main() -> None:
     ap.add_argument("--bands", type=int, default=14)
     ap.add_argument("--rows", type=int, default=8)
     args = ap.parse_args()
+    needs_shared(DATA / "pairs_jaccard.parquet", why="near-duplicate pairs with their Jaccard")
     table = pq.read_table(DATA / "synthetic_web_neardups.parquet", columns=["id", "text"])
     raw = pq.read_table(DATA / "pairs_jaccard.parquet").to_pydict()
     pairs = {"id_a": raw["id_a"], "id_b": raw["id_b"], "j": raw["jaccard_5gram"]}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +25,9 @@ import pyarrow.parquet as pq
 from scipy.stats import spearmanr
 
 from curate_filters.perplexity import Perplexity, PerplexityParams, train_kenlm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _compare import needs_shared  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 PERCENTILES = [10, 25, 50, 75, 90]
@@ -41,6 +45,10 @@ def main() -> None:
     parser.add_argument("--order", type=int, default=5)
     args = parser.parse_args()
     data = args.data.resolve()
+    needs_shared(
+        data / "high_quality/wikipedia_vital_summaries_en.parquet",
+        why="reference text to train and hold out",
+    )
 
     wiki = pq.read_table(data / "high_quality/wikipedia_vital_summaries_en.parquet")
     order = np.random.default_rng(0).permutation(wiki.num_rows)

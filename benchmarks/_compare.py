@@ -79,8 +79,8 @@ def needs_shared(*paths: Path, why: str) -> None:
     missing = [p for p in paths if not Path(p).exists()]
     if missing:
         print(
-            f"{Path(sys.argv[0]).name}: needs {missing[0]} ({why}); it is in ../shared/data "
-            "beside a checkout of the project, not in the repository",
+            f"{Path(sys.argv[0]).name}: needs {Path(missing[0]).resolve()} ({why}); it is in "
+            "../shared/data beside a checkout of the project, not in the repository",
             file=sys.stderr,
         )
         sys.exit(2)

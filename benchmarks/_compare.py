@@ -34,20 +34,8 @@ def corpus_arguments(parser) -> None:
 def resolve_corpus(args, tmp: Path) -> Path:
     """The corpus folder to use: `--corpus`, or make_corpus's `--docs` documents under `tmp`."""
     if args.corpus is not None:
-        if not sorted(Path(args.corpus).glob("shard_*.parquet")):
-            sys.exit(f"--corpus {args.corpus}: no shard_*.parquet files there")
-        return Path(args.corpus)
-    sys.path.insert(0, str(HERE))
-    import make_corpus
-
-    out = tmp / f"corpus_{args.docs}_{args.seed}"
-    start = time.perf_counter()
-    make_corpus.make(out, docs=args.docs, shards=10, seed=args.seed)
-    print(
-        f"corpus: make_corpus.py --docs {args.docs} --seed {args.seed} -> {out} "
-        f"({time.perf_counter() - start:.0f} s, not timed below)"
-    )
-    return out
+        return _given_corpus(args.corpus)
+    return _made_corpus(tmp, args.docs, args.seed)
 
 
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -58,18 +46,31 @@ def text_corpus(corpus: Path | None, docs: int, tmp: Path) -> Path:
     else ../shared/data/bench_100k when present, else make_corpus.py's `docs` documents built
     under `tmp` from the shipped sample, so a script that needs only text runs from a clone."""
     if corpus is not None:
-        if not sorted(Path(corpus).glob("shard_*.parquet")):
-            sys.exit(f"--corpus {corpus}: no shard_*.parquet files there")
-        return Path(corpus)
+        return _given_corpus(corpus)
     shared = SHARED_DATA / "bench_100k"
     if sorted(shared.glob("shard_*.parquet")):
         return shared
+    print(f"corpus: {shared} is not here")
+    return _made_corpus(tmp, docs, seed=0)
+
+
+def _given_corpus(corpus: Path) -> Path:
+    if not sorted(Path(corpus).glob("shard_*.parquet")):
+        sys.exit(f"--corpus {corpus}: no shard_*.parquet files there")
+    return Path(corpus)
+
+
+def _made_corpus(tmp: Path, docs: int, seed: int) -> Path:
     sys.path.insert(0, str(HERE))
     import make_corpus
 
-    out = tmp / f"corpus_{docs}"
-    make_corpus.make(out, docs=docs, shards=10, seed=0)
-    print(f"corpus: {shared} is not here; make_corpus.py --docs {docs} -> {out} (not timed)")
+    out = tmp / f"corpus_{docs}_{seed}"
+    start = time.perf_counter()
+    make_corpus.make(out, docs=docs, shards=10, seed=seed)
+    print(
+        f"corpus: make_corpus.py --docs {docs} --seed {seed} -> {out} "
+        f"({time.perf_counter() - start:.0f} s, not timed below)"
+    )
     return out
 
 

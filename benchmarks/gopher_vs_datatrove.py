@@ -52,7 +52,6 @@ for doc_id, text in zip(table["id"].to_pylist(), table["text"].to_pylist()):
     out[doc_id] = [reason, dup]
 json.dump(out, open(sys.argv[2], "w"))
 """
-THRESHOLDS = {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
 
 
 def curate_rules(table: pa.Table) -> dict[str, str | None]:
@@ -102,8 +101,9 @@ def main() -> None:
     print(f"disagreements: {sum(disagree.values()):,} (datatrove's reason, curate's rule):")
     for (their_reason, our_rule), count in disagree.most_common():
         print(f"  {count:6,}  {their_reason}  /  {our_rule}")
+    thresholds = plugins.load("gopher_repetition").Params().dup_n_grams  # datatrove's defaults too
     shares = [
-        theirs[i][1][str(n)] / THRESHOLDS[n]
+        theirs[i][1][str(n)] / thresholds[n]
         for i, rule in ours.items()
         if rule and rule.startswith("dup_") and theirs[i][0] is None
         for n in [int(rule.split("_")[1])]

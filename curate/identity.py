@@ -30,7 +30,7 @@ def _registering_distributions() -> dict[str, str]:
     """Top-level module -> distribution, for the distributions that register plugins: read
     from their entry points, a few ms (the full scan below takes 0.25 s beside torch)."""
     found: dict[str, str] = {}
-    for ep in importlib.metadata.entry_points(group=plugins.GROUP):
+    for ep in plugins.available().values():
         if ep.dist is not None:
             found.setdefault(ep.module.split(".")[0], ep.dist.name)
     return found

@@ -1,23 +1,27 @@
 """Start and stop the embedded single-node Ray without the seconds Ray's defaults waste there.
 
-`ray.init()` on a 2-core machine took 2.4 s, or 3.4 s in about half the starts, and its
-shutdown another 1.3 s. Three of those waits do nothing for a single-node run that curate
-owns from start to end:
+`ray.init()` on a 2-core machine took 2.4 s, or 3.4 s in about half the starts (3.0 s or 4.0 s
+on a slower one), and its shutdown another 1.3 s. These waits and processes do nothing for a
+single-node run that curate owns from start to end:
 
-- a lost race: the raylet's object manager connects to its own plasma store, sometimes before
-  the store listens, and then sleeps `raylet_client_connect_timeout_milliseconds` (1,000 ms)
-  before it tries again. Retrying every 50 ms (with the same 10 s of patience in all) removes
-  that second; workers use the same setting to reach the raylet and ask it for the config.
+- two lost races, each a one-second sleep: the raylet's object manager connects to its own
+  plasma store, sometimes before the store listens, and then sleeps
+  `raylet_client_connect_timeout_milliseconds` (1,000 ms) before it tries again; and the driver
+  looks for its node in the GCS, which the raylet only joins once its agent is up (0.8-1.2 s),
+  and sleeps 1 s between looks. Retrying every 50 ms (with the same patience in all) removes
+  both seconds; workers use the same raylet setting to reach the raylet.
 - the dashboard: `include_dashboard=False` still starts its head process (for usage stats)
   and waits ~0.6 s for it to publish a URL, and the raylet waits for a full dashboard agent
   (HTTP server, metrics exporter; the driver imports aiohttp, 0.3 s, to decide that). Nothing
   in curate uses them: no head is started and the agent runs as in Ray's minimal install.
   (That agent's event module then asks for the head's address once a second, in Ray's log.)
-- the autoscaler monitor: it never autoscales one node, and does not exit on SIGTERM within
-  the second `ray.shutdown()` waits before killing it; curate kills it first.
+- the autoscaler monitor and the log monitor: two Python processes (0.6 CPU s each to start,
+  taken from the raylet and its agents on a small machine) for a cluster of one node that never
+  autoscales and a driver that does not show workers' logs (`log_to_driver=False`). Neither is
+  started. Workers still write their logs to the session folder.
 
-The last two reach into Ray's private node record (ray is pinned in pyproject.toml); where
-that record is not where 2.60 keeps it, Ray starts and stops as it always did. A Ray cluster
+All of this reaches into Ray's private modules (ray is pinned in pyproject.toml); where they are
+not where 2.60 keeps them, Ray starts and stops as it always did. A Ray cluster
 (`--ray-address`) is never touched.
 """
 
@@ -50,7 +54,12 @@ def start(ray: Any, cpus: int, gpus: int | None = None, **environment: str) -> N
     """`ray.init` a fresh single-node Ray of `cpus` CPUs (and `gpus`, default: those Ray
     finds), its processes inheriting `environment`."""
     os.environ.pop("RAY_ADDRESS", None)  # embedded means fresh, not a stale cluster
-    with _environment(**environment), _without_dashboard(ray):
+    with (
+        _environment(**environment),
+        _without_dashboard(ray),
+        _without_monitors(ray),
+        _quick_node_lookup(ray),
+    ):
         ray.init(
             num_cpus=cpus,
             num_gpus=gpus,
@@ -64,7 +73,8 @@ def start(ray: Any, cpus: int, gpus: int | None = None, **environment: str) -> N
 
 
 def stop(ray: Any) -> None:
-    """Shut the embedded Ray down, its autoscaler monitor killed first (see the module note)."""
+    """Shut the embedded Ray down, an autoscaler monitor (where one runs) killed first: it
+    ignores SIGTERM for the second `ray.shutdown()` waits."""
     node = getattr(getattr(getattr(ray, "_private", None), "worker", None), "_global_node", None)
     processes = getattr(node, "all_processes", None) or {}
     for info in processes.get("monitor", []):
@@ -98,6 +108,73 @@ def _without_dashboard(ray: Any) -> Iterator[None]:
         yield
     finally:
         node_class.start_api_server, utils.get_dashboard_dependency_error = saved
+
+
+@contextlib.contextmanager
+def _without_monitors(ray: Any) -> Iterator[None]:
+    """During the block, the head node starts neither the autoscaler monitor nor the log
+    monitor (see the module note): `ray.init` has no option for either, its RayParams do."""
+    parameter = getattr(getattr(ray, "_private", None), "parameter", None)
+    params_class = getattr(parameter, "RayParams", None)
+    if params_class is None:
+        yield
+        return
+
+    class HeadWithoutMonitors(params_class):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("no_monitor", True)
+            kwargs.setdefault("include_log_monitor", False)
+            super().__init__(*args, **kwargs)
+
+    parameter.RayParams = HeadWithoutMonitors
+    try:
+        yield
+    finally:
+        parameter.RayParams = params_class
+
+
+POLL_SECONDS = 0.05
+# As Ray's own patience for a raylet to join the GCS (`raylet_start_wait_time_s`).
+NODE_WAIT_SECONDS = 30.0
+
+
+@contextlib.contextmanager
+def _quick_node_lookup(ray: Any) -> Iterator[None]:
+    """During the block, the driver looks for its node in the GCS every 50 ms before it asks
+    Ray's own lookup, which sleeps a whole second whenever the node is not there yet."""
+    services = getattr(getattr(ray, "_private", None), "services", None)
+    original = getattr(services, "get_node", None)
+    if original is None or not hasattr(services, "GcsClient"):
+        yield
+        return
+
+    def get_node(gcs_address: str, node_id: str) -> Any:
+        _wait_for_node(services, gcs_address, node_id)
+        return original(gcs_address, node_id)
+
+    services.get_node = get_node
+    try:
+        yield
+    finally:
+        services.get_node = original
+
+
+def _wait_for_node(services: Any, gcs_address: str, node_id: str) -> None:
+    """Return once the GCS lists `node_id` alive, or after NODE_WAIT_SECONDS; on any surprise
+    return at once, leaving the wait to Ray's lookup."""
+    try:
+        client = services.GcsClient(address=gcs_address)
+        selector = services.GetAllNodeInfoRequest.NodeSelector(
+            node_id=services.NodeID.from_hex(node_id).binary()
+        )
+        alive = services.GcsNodeInfo.GcsNodeState.ALIVE
+        deadline = time.monotonic() + NODE_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            if client.get_all_node_info(timeout=5, node_selectors=[selector], state_filter=alive):
+                return
+            time.sleep(POLL_SECONDS)
+    except Exception:  # noqa: BLE001 - Ray's own lookup then waits and reports as it always did
+        return
 
 
 @contextlib.contextmanager

@@ -6,10 +6,10 @@ single-node run that curate owns from start to end:
 
 - two lost races, each a one-second sleep: the raylet's object manager connects to its own
   plasma store, sometimes before the store listens, and then sleeps
-  `raylet_client_connect_timeout_milliseconds` (1,000 ms) before it tries again; and the driver
-  looks for its node in the GCS, which the raylet only joins once its agent is up (0.8-1.2 s),
-  and sleeps 1 s between looks. Retrying every 50 ms (with the same patience in all) removes
-  both seconds; workers use the same raylet setting to reach the raylet.
+  `raylet_client_connect_timeout_milliseconds` (1,000 ms) before it tries again (workers use
+  the same setting to reach the raylet); and the driver looks for its node in the GCS, which
+  the raylet only joins once its agent is up (0.8-1.2 s), and sleeps 1 s between looks. curate
+  retries both every 50 ms, with the same patience in all.
 - the dashboard: `include_dashboard=False` still starts its head process (for usage stats)
   and waits ~0.6 s for it to publish a URL, and the raylet waits for a full dashboard agent
   (HTTP server, metrics exporter; the driver imports aiohttp, 0.3 s, to decide that). Nothing
@@ -87,7 +87,19 @@ def stop(ray: Any) -> None:
 
 
 @contextlib.contextmanager
-def _without_dashboard(ray: Any) -> Iterator[None]:
+def _patched(*changes: tuple[Any, str, Any]) -> Iterator[None]:
+    """Each `(owner, attribute, value)` set for the block, then the old values put back."""
+    saved = [(owner, name, getattr(owner, name)) for owner, name, _ in changes]
+    for owner, name, value in changes:
+        setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        for owner, name, value in reversed(saved):
+            setattr(owner, name, value)
+
+
+def _without_dashboard(ray: Any) -> contextlib.AbstractContextManager[None]:
     """During the block, Ray starts no dashboard head and a minimal agent (see the module note)."""
     private = getattr(ray, "_private", None)
     node_class = getattr(getattr(private, "node", None), "Node", None)
@@ -95,30 +107,27 @@ def _without_dashboard(ray: Any) -> Iterator[None]:
     if not hasattr(node_class, "start_api_server") or not hasattr(
         utils, "get_dashboard_dependency_error"
     ):
-        yield
-        return
+        return contextlib.nullcontext()
 
     def no_dashboard_head(self: Any, **_: Any) -> None:
         self._webui_url = None
 
-    saved = node_class.start_api_server, utils.get_dashboard_dependency_error
-    node_class.start_api_server = no_dashboard_head
-    utils.get_dashboard_dependency_error = lambda: "curate's embedded Ray runs no dashboard"
-    try:
-        yield
-    finally:
-        node_class.start_api_server, utils.get_dashboard_dependency_error = saved
+    def minimal_agent() -> str:
+        return "curate's embedded Ray runs no dashboard"
+
+    return _patched(
+        (node_class, "start_api_server", no_dashboard_head),
+        (utils, "get_dashboard_dependency_error", minimal_agent),
+    )
 
 
-@contextlib.contextmanager
-def _without_monitors(ray: Any) -> Iterator[None]:
+def _without_monitors(ray: Any) -> contextlib.AbstractContextManager[None]:
     """During the block, the head node starts neither the autoscaler monitor nor the log
     monitor (see the module note): `ray.init` has no option for either, its RayParams do."""
     parameter = getattr(getattr(ray, "_private", None), "parameter", None)
     params_class = getattr(parameter, "RayParams", None)
     if params_class is None:
-        yield
-        return
+        return contextlib.nullcontext()
 
     class HeadWithoutMonitors(params_class):  # type: ignore[misc, valid-type]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -126,11 +135,7 @@ def _without_monitors(ray: Any) -> Iterator[None]:
             kwargs.setdefault("include_log_monitor", False)
             super().__init__(*args, **kwargs)
 
-    parameter.RayParams = HeadWithoutMonitors
-    try:
-        yield
-    finally:
-        parameter.RayParams = params_class
+    return _patched((parameter, "RayParams", HeadWithoutMonitors))
 
 
 POLL_SECONDS = 0.05
@@ -138,25 +143,19 @@ POLL_SECONDS = 0.05
 NODE_WAIT_SECONDS = 30.0
 
 
-@contextlib.contextmanager
-def _quick_node_lookup(ray: Any) -> Iterator[None]:
+def _quick_node_lookup(ray: Any) -> contextlib.AbstractContextManager[None]:
     """During the block, the driver looks for its node in the GCS every 50 ms before it asks
     Ray's own lookup, which sleeps a whole second whenever the node is not there yet."""
     services = getattr(getattr(ray, "_private", None), "services", None)
     original = getattr(services, "get_node", None)
     if original is None or not hasattr(services, "GcsClient"):
-        yield
-        return
+        return contextlib.nullcontext()
 
     def get_node(gcs_address: str, node_id: str) -> Any:
         _wait_for_node(services, gcs_address, node_id)
         return original(gcs_address, node_id)
 
-    services.get_node = get_node
-    try:
-        yield
-    finally:
-        services.get_node = original
+    return _patched((services, "get_node", get_node))
 
 
 def _wait_for_node(services: Any, gcs_address: str, node_id: str) -> None:

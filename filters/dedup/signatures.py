@@ -20,6 +20,8 @@ import numpy as np
 import pyarrow as pa
 import xxhash
 
+from curate_filters import _kernels
+
 ShingleKind = Literal["word", "char"]
 HashName = Literal["poly64", "xxh32", "sha1"]
 Scheme = Literal["affine32", "legacy"]
@@ -270,14 +272,41 @@ def signatures(
     scheme: Scheme = "affine32",
     perms: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """MinHash signatures of normalised text: `(n, num_perm)` uint32 and shingle counts (n,).
-
-    Documents are processed in slices of about `_CHUNK_BYTES` so memory is bounded by the
-    slice, not the batch.
-    """
+    """MinHash signatures of normalised text: `(n, num_perm)` uint32 and shingle counts (n,)."""
     if perms is None:
         perms = permutations(num_perm, seed, scheme)
     data, offsets = string_buffers(text)
+    if kind == "word" and hash == "poly64" and scheme == "affine32" and 1 <= ngram <= 64:
+        return compiled_signatures(data, offsets, ngram, perms)
+    return chunked_signatures(data, offsets, ngram, kind, hash, scheme, perms)
+
+
+def compiled_signatures(
+    data: np.ndarray, offsets: np.ndarray, ngram: int, perms: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """`signatures` of the default scheme (word shingles, poly64, affine32) in one compiled
+    pass: the same values as `chunked_signatures`, about 3x faster."""
+    n = len(offsets) - 1
+    sig = np.empty((n, perms.shape[1]), np.uint32)
+    counts = np.zeros(n, np.int64)
+    longest = int(np.diff(offsets).max()) if n else 0
+    a, b = (np.ascontiguousarray(p, np.uint32) for p in perms)
+    powers, inv_powers = _powers(_POLY, longest), _powers(_POLY_INV, longest)
+    _kernels.word_minhash(data, offsets, ngram, a, b, powers, inv_powers, sig, counts)
+    return sig, counts
+
+
+def chunked_signatures(
+    data: np.ndarray,
+    offsets: np.ndarray,
+    ngram: int,
+    kind: ShingleKind,
+    hash: HashName,
+    scheme: Scheme,
+    perms: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`signatures` of any scheme with numpy, in slices of about `_CHUNK_BYTES` bytes so memory
+    is bounded by the slice, not the batch."""
     n = len(offsets) - 1
     sig = np.empty((n, perms.shape[1]), np.uint32)
     counts = np.zeros(n, np.int64)

@@ -1,0 +1,192 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Compiled per-byte loops of the dedup hot path, where numpy needs many passes over a batch."""
+
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
+
+# Bits of a code point's entry in the separator table (see curate_filters.dedup.normalize).
+cdef enum:
+    IN_RUN = 1  # a run of two or more of these becomes one space
+    ALONE = 2  # one of these alone becomes one space
+
+cdef uint64_t LEN_MIX = 0xC2B2AE3D27D4EB4FULL
+
+
+cdef extern from "_permute.h":
+    void permute_min(const uint32_t *a, const uint32_t *b, uint32_t x, uint32_t *row,
+                     size_t n) noexcept nogil
+
+
+cdef inline uint64_t fmix64(uint64_t h) noexcept nogil:
+    h ^= h >> 33
+    h *= 0xFF51AFD7ED558CCDULL
+    h ^= h >> 33
+    h *= 0xC4CEB9FE1A85EC53ULL
+    h ^= h >> 33
+    return h
+
+
+cdef inline uint32_t fmix32(uint32_t h) noexcept nogil:
+    h ^= h >> 16
+    h *= 0x85EBCA6BU
+    h ^= h >> 13
+    h *= 0xC2B2AE35U
+    h ^= h >> 16
+    return h
+
+
+cdef inline int char_at(const uint8_t *data, int64_t i, int64_t end, uint32_t *cp) noexcept nogil:
+    """Decode the (valid) UTF-8 character at i: its code point into cp, its length returned."""
+    cdef uint8_t b0 = data[i]
+    if b0 < 0x80 or i + 1 >= end:
+        cp[0] = b0
+        return 1
+    if b0 < 0xE0:
+        cp[0] = ((b0 & 0x1F) << 6) | (data[i + 1] & 0x3F)
+        return 2
+    if b0 < 0xF0 or i + 2 >= end:
+        cp[0] = ((b0 & 0x0F) << 12) | ((data[i + 1] & 0x3F) << 6) | (data[i + 2] & 0x3F)
+        return 3
+    cp[0] = (((b0 & 0x07) << 18) | ((data[i + 1] & 0x3F) << 12) | ((data[i + 2] & 0x3F) << 6)
+             | (data[i + 3] & 0x3F))
+    return 4
+
+
+def collapse_separators(
+    const uint8_t[::1] data,
+    const int64_t[::1] offsets,
+    const uint8_t[::1] table,
+    uint8_t[::1] out,
+    int32_t[::1] out_offsets,
+) -> None:
+    """Each string with `[run]{2,}|[alone]` replaced by one space, then trimmed of spaces.
+
+    The same as RE2's leftmost-first replacement with those two classes (the table gives each
+    code point's classes), then `utf8_trim(" ")`: `out` needs len(data) bytes, `out_offsets`
+    len(offsets) entries.
+    """
+    cdef Py_ssize_t n = offsets.shape[0] - 1, d
+    cdef int64_t i, hi, j, w = 0, doc_start
+    cdef int k, k2
+    cdef uint32_t cp, cp2
+    if data.shape[0] == 0:
+        out_offsets[:] = 0
+        return
+    # Raw pointers: passing a memoryview to the inlined decoder would count a reference a call.
+    cdef const uint8_t *src = &data[0]
+    cdef const uint8_t *cls = &table[0]
+    cdef uint8_t *dst = &out[0]
+    with nogil:
+        out_offsets[0] = 0
+        for d in range(n):
+            i = offsets[d]
+            hi = offsets[d + 1]
+            doc_start = w
+            while i < hi:
+                if src[i] < 0x80 and cls[src[i]] == 0:  # the common case: a letter of a word
+                    dst[w] = src[i]
+                    w += 1
+                    i += 1
+                    continue
+                k = char_at(src, i, hi, &cp)
+                if cls[cp] & IN_RUN and i + k < hi:
+                    k2 = char_at(src, i + k, hi, &cp2)
+                    if cls[cp2] & IN_RUN:
+                        j = i + k + k2
+                        while j < hi:
+                            k2 = char_at(src, j, hi, &cp2)
+                            if not cls[cp2] & IN_RUN:
+                                break
+                            j += k2
+                        if w > doc_start:  # a leading space is trimmed
+                            dst[w] = 32
+                            w += 1
+                        i = j
+                        continue
+                if cls[cp] & ALONE:
+                    if w > doc_start:
+                        dst[w] = 32
+                        w += 1
+                elif cp != 32 or w > doc_start:
+                    for j in range(k):
+                        dst[w + j] = src[i + j]
+                    w += k
+                i += k
+            while w > doc_start and dst[w - 1] == 32:  # and so is a trailing one
+                w -= 1
+            out_offsets[d + 1] = <int32_t>w
+
+
+def word_minhash(
+    const uint8_t[::1] data,
+    const int64_t[::1] offsets,
+    int ngram,
+    const uint32_t[::1] a,
+    const uint32_t[::1] b,
+    const uint64_t[::1] powers,
+    const uint64_t[::1] inv_powers,
+    uint32_t[:, ::1] sig,
+    int64_t[::1] counts,
+) -> None:
+    """MinHash (datasketch's affine32 permutations) of word `ngram`-shingles of normalised text.
+
+    Words lie between single spaces; a shingle is `ngram` consecutive words with the spaces
+    between them (a shorter document is one shingle, itself), hashed as `signatures.poly_hash32`
+    does: a polynomial of its bytes mod 2^64 (here from per-document prefix sums, `powers` and
+    `inv_powers` the base's powers and their inverses, as long as the longest document + 1),
+    then fmix64's top 32 bits. Writes each document's signature row and shingle count.
+    """
+    cdef Py_ssize_t n = offsets.shape[0] - 1, n_perm = a.shape[0], d, k
+    cdef int64_t lo, hi, q, st, en, slot, words
+    cdef uint64_t acc, h
+    cdef uint32_t x
+    cdef uint32_t *row
+    # The last `ngram` word starts and the prefix sum at each: a ring, so memory is O(ngram).
+    cdef int64_t[64] start_at
+    cdef uint64_t[64] prefix_at
+    if ngram < 1 or ngram > 64:
+        raise ValueError(f"ngram must be in [1, 64], got {ngram}")
+    if n_perm == 0 or n == 0:
+        return
+    cdef const uint32_t *pa = &a[0]
+    cdef const uint32_t *pb = &b[0]
+    with nogil:
+        for d in range(n):
+            lo = offsets[d]
+            hi = offsets[d + 1]
+            row = &sig[d, 0]
+            for k in range(n_perm):
+                row[k] = 0xFFFFFFFFU
+            counts[d] = 0
+            if hi <= lo:
+                continue
+            acc = 0
+            words = 0
+            start_at[0] = lo
+            prefix_at[0] = 0
+            q = lo
+            while True:
+                if q == hi or data[q] == 32:  # a word ends at q
+                    words += 1
+                    if words >= ngram or q == hi:
+                        if words >= ngram:
+                            slot = (words - ngram) % ngram
+                        else:  # a document of fewer than ngram words: one shingle, itself
+                            slot = 0
+                        if words >= ngram or counts[d] == 0:
+                            st = start_at[slot]
+                            en = q
+                            h = (acc - prefix_at[slot]) * inv_powers[st - lo]
+                            h ^= <uint64_t>(en - st) * LEN_MIX
+                            x = fmix32(<uint32_t>(fmix64(h) >> 32))
+                            permute_min(pa, pb, x, row, n_perm)
+                            counts[d] += 1
+                    if q == hi:
+                        break
+                    # the next word starts after this space
+                    acc += (<uint64_t>data[q] + 1) * powers[q - lo]
+                    q += 1
+                    start_at[words % ngram] = q
+                    prefix_at[words % ngram] = acc
+                    continue
+                acc += (<uint64_t>data[q] + 1) * powers[q - lo]
+                q += 1

@@ -190,3 +190,128 @@ def word_minhash(
                     continue
                 acc += (<uint64_t>data[q] + 1) * powers[q - lo]
                 q += 1
+
+
+cdef inline uint64_t pair_slot(int64_t a, int64_t b, uint64_t mask) noexcept nogil:
+    return fmix64(<uint64_t>a * 0x9E3779B97F4A7C15ULL + <uint64_t>b) & mask
+
+
+def ngram_repetition(
+    const int64_t[::1] codes,
+    const int64_t[::1] doc_offsets,
+    const int64_t[::1] word_len,
+    const uint8_t[::1] top_wanted,
+    const uint8_t[::1] dup_wanted,
+    int64_t[:, ::1] top_out,
+    int64_t[:, ::1] dup_out,
+) -> None:
+    """Gopher's word n-gram repetition, per document, for orders 1 to len(top_wanted) - 1.
+
+    `codes` are the words of all documents (equal words, equal codes; document d's words are
+    codes[doc_offsets[d]:doc_offsets[d + 1]]) and `word_len` their lengths in characters. For
+    each order n with `top_wanted[n]`, `top_out[n, d]` is the characters of d's most frequent
+    n-gram (its words joined by one space) times its count, ties to the n-gram seen first (d's
+    first n-gram when none repeats); with `dup_wanted[n]`, `dup_out[n, d]` is the characters of
+    the words covered by an occurrence of an n-gram after its first, each word once.
+
+    As `_textstats.word_ngrams` does: n-grams are grouped exactly, by (group of the (n-1)-gram,
+    next word), and only where the (n-1)-gram repeats, with one hash table reused throughout.
+    """
+    cdef Py_ssize_t n_docs = doc_offsets.shape[0] - 1, d
+    cdef int max_order = top_wanted.shape[0] - 1, n, first_order
+    cdef int64_t longest = 0, lo, w, i, p, m, g, slot, n_groups, best, new_from, covered, prev_end
+    cdef uint64_t mask, size = 16
+    for d in range(n_docs):
+        longest = max(longest, doc_offsets[d + 1] - doc_offsets[d])
+    while size < 2 * <uint64_t>longest + 2:
+        size <<= 1
+    mask = size - 1
+    import numpy as np
+
+    cdef int64_t[::1] key_a = np.empty(size, np.int64)
+    cdef int64_t[::1] key_b = np.empty(size, np.int64)
+    cdef int64_t[::1] value = np.empty(size, np.int64)
+    cdef int64_t[::1] stamp = np.zeros(size, np.int64)
+    cdef int64_t[::1] start = np.empty(longest + 1, np.int64)  # candidate positions
+    cdef int64_t[::1] group = np.empty(longest + 1, np.int64)  # their group at this order
+    cdef int64_t[::1] count = np.empty(longest + 1, np.int64)  # per group: occurrences
+    cdef int64_t[::1] first = np.empty(longest + 1, np.int64)  # per group: first position
+    cdef int64_t[::1] chars = np.empty(longest + 1, np.int64)  # word lengths' prefix sums
+    cdef int64_t generation = 0, a, b
+    first_order = 1 if max_order >= 1 and top_wanted[1] | dup_wanted[1] else 2
+    with nogil:
+        for d in range(n_docs):
+            lo = doc_offsets[d]
+            w = doc_offsets[d + 1] - lo
+            chars[0] = 0
+            for i in range(w):
+                chars[i + 1] = chars[i] + word_len[lo + i]
+            for n in range(1, max_order + 1):
+                # Until an n-gram is seen to repeat: the first n-gram, once (none if too short).
+                top_out[n, d] = chars[n] - chars[0] + n - 1 if top_wanted[n] and n <= w else 0
+                dup_out[n, d] = 0
+            m = 0  # candidates of the order below: every position to begin with
+            for n in range(first_order, max_order + 1):
+                if n > w:
+                    break
+                # This order's candidates: where the (n-1)-gram repeats (all, at the first).
+                if n == first_order:
+                    m = w - n + 1
+                    for i in range(m):
+                        start[i] = i
+                else:
+                    p = 0
+                    for i in range(m):
+                        if count[group[i]] > 1 and start[i] + n <= w:
+                            start[p] = start[i]
+                            group[p] = group[i]
+                            p += 1
+                    m = p
+                    if m == 0:
+                        break
+                generation += 1
+                n_groups = 0
+                for i in range(m):
+                    if n == 1:
+                        a, b = -1, codes[lo + start[i]]
+                    elif n == first_order:
+                        a, b = codes[lo + start[i]], codes[lo + start[i] + 1]
+                    else:
+                        a, b = group[i], codes[lo + start[i] + n - 1]
+                    slot = pair_slot(a, b, mask)
+                    while stamp[slot] == generation and (key_a[slot] != a or key_b[slot] != b):
+                        slot = (slot + 1) & mask
+                    if stamp[slot] == generation:
+                        g = value[slot]
+                        count[g] += 1
+                    else:
+                        stamp[slot] = generation
+                        key_a[slot] = a
+                        key_b[slot] = b
+                        g = n_groups
+                        value[slot] = g
+                        count[g] = 1
+                        first[g] = start[i]
+                        n_groups += 1
+                    group[i] = g
+                if top_wanted[n]:
+                    # Groups are numbered in order of first occurrence: the first of the most
+                    # frequent wins a tie. None repeats: the document's first n-gram, once.
+                    best = 0
+                    for g in range(1, n_groups):
+                        if count[g] > count[best]:
+                            best = g
+                    if n_groups and count[best] > 1:
+                        p = first[best]
+                        top_out[n, d] = count[best] * (chars[p + n] - chars[p] + n - 1)
+                if dup_wanted[n]:
+                    covered = 0
+                    prev_end = 0
+                    for i in range(m):
+                        p = start[i]
+                        if first[group[i]] != p:  # a repeat: its words are covered
+                            new_from = p if p > prev_end else prev_end
+                            if p + n > new_from:
+                                covered += chars[p + n] - chars[new_from]
+                            prev_end = p + n
+                    dup_out[n, d] = covered

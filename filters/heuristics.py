@@ -275,16 +275,8 @@ class GopherRepetition(_RuleFilter):
             "dup_line_char_frac": _f64(ts.ratio(line_dup_chars, text_len)),
         }
         vocab = ts.shared_vocabulary(text, rows)
-        words = vocab.words
         word_len = vocab.per_word(ts.lengths(vocab.distinct))
-        word_len_cumsum = np.concatenate([[0], np.cumsum(word_len)])
-        top, dup = {}, {}
-        orders = sorted(set(p.top_n_grams) | set(p.dup_n_grams))
-        for ng in ts.word_ngrams(words, orders, vocab):
-            if ng.n in p.top_n_grams:
-                top[ng.n] = ts.top_ngram_chars(ng, words, word_len_cumsum)
-            if ng.n in p.dup_n_grams:
-                dup[ng.n] = ts.duplicate_ngram_chars(ng, words, word_len, word_len_cumsum)
+        top, dup = ts.ngram_repetition(vocab, word_len, list(p.top_n_grams), list(p.dup_n_grams))
         for n in p.top_n_grams:
             scores[f"top_{n}_gram_frac"] = _f64(ts.ratio(top.get(n, np.zeros(n_docs)), text_len))
         for n in p.dup_n_grams:

@@ -315,3 +315,78 @@ def ngram_repetition(
                                 covered += chars[p + n] - chars[new_from]
                             prev_end = p + n
                     dup_out[n, d] = covered
+
+
+def code_spans(
+    const uint8_t[::1] data,
+    const int64_t[::1] starts,
+    const int64_t[::1] ends,
+    int64_t[::1] codes,
+    int64_t[::1] first,
+) -> int:
+    """Code each byte span `data[starts[i]:ends[i]]`: equal bytes, equal codes, numbered in
+    order of first occurrence (as Arrow's dictionary_encode numbers them). Writes `codes` and,
+    per code, `first`: the span of its first occurrence. Returns the number of codes.
+
+    Spans are hashed (FNV-1a) into an open-addressing table and compared byte for byte with the
+    code's first span: exact, whatever the hash does.
+    """
+    cdef Py_ssize_t n = starts.shape[0], i
+    cdef uint64_t size = 16, mask, slot, h
+    while size < 2 * <uint64_t>n + 2:
+        size <<= 1
+    mask = size - 1
+    import numpy as np
+
+    cdef int64_t[::1] table = np.full(size, -1, np.int64)  # a code, or -1 for an empty slot
+    cdef int64_t n_codes = 0, s, e, length, c, j, fs
+    cdef const uint8_t *src = &data[0] if data.shape[0] else NULL
+    cdef bint same
+    with nogil:
+        for i in range(n):
+            s = starts[i]
+            e = ends[i]
+            length = e - s
+            h = 0xCBF29CE484222325ULL ^ <uint64_t>length
+            for j in range(s, e):
+                h = (h ^ src[j]) * 0x100000001B3ULL
+            slot = fmix64(h) & mask
+            while True:
+                c = table[slot]
+                if c < 0:
+                    table[slot] = n_codes
+                    first[n_codes] = i
+                    codes[i] = n_codes
+                    n_codes += 1
+                    break
+                fs = starts[first[c]]
+                same = ends[first[c]] - fs == length
+                j = 0
+                while same and j < length:
+                    same = src[fs + j] == src[s + j]
+                    j += 1
+                if same:
+                    codes[i] = c
+                    break
+                slot = (slot + 1) & mask
+    return n_codes
+
+
+def gather_spans(
+    const uint8_t[::1] data,
+    const int64_t[::1] starts,
+    const int64_t[::1] ends,
+    uint8_t[::1] out,
+    int32_t[::1] out_offsets,
+) -> None:
+    """The byte spans `data[starts[i]:ends[i]]` one after another in `out` (sum of their lengths
+    bytes), with string offsets in `out_offsets` (len(starts) + 1)."""
+    cdef Py_ssize_t n = starts.shape[0], i
+    cdef int64_t w = 0, j
+    with nogil:
+        out_offsets[0] = 0
+        for i in range(n):
+            for j in range(starts[i], ends[i]):
+                out[w] = data[j]
+                w += 1
+            out_offsets[i + 1] = <int32_t>w

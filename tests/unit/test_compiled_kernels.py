@@ -1,6 +1,8 @@
-"""The compiled kernels give exactly what the Arrow / numpy paths they replace give."""
+"""The compiled kernels give exactly what the Arrow / numpy code they replace gives."""
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 import pyarrow as pa
@@ -9,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from curate_filters import _textstats as ts
 from curate_filters.dedup import normalize as norm
 from curate_filters.dedup.signatures import (
     chunked_signatures,
@@ -112,3 +115,34 @@ def test_ngram_out_of_the_compiled_range_is_refused():
     data, offsets = string_buffers(pa.array(["a b"]))
     with pytest.raises(ValueError, match="ngram"):
         compiled_signatures(data, offsets, 65, permutations(4, 1))
+
+
+# Every whitespace of str.isspace() (ASCII, \x1c-\x1f, no-break and wide spaces), next to
+# letters of every UTF-8 width.
+SPACES = [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()]
+WORDY = st.lists(
+    st.text(alphabet=st.sampled_from(SPACES + list("aab.é日😀") + ["\x00"]), max_size=16),
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(docs=WORDY)
+def test_text_vocabulary_codes_words_as_arrow_codes_the_split(docs):
+    text = pa.array(docs, pa.string())
+    got = ts.text_vocabulary(text)
+    want = ts.vocabulary(ts.split_words(text))
+    assert got.codes.tolist() == want.codes.tolist()
+    assert got.distinct.to_pylist() == want.distinct.to_pylist()
+    assert got.words.counts.tolist() == [len(d.split()) for d in docs]
+    assert got.words.parent.tolist() == want.words.parent.tolist()
+    assert got.words.values.to_pylist() == [w for d in docs for w in d.split()]
+
+
+def test_text_vocabulary_of_a_slice_and_of_blank_documents():
+    text = pa.array(["x", "  ", "", "b a b", " a\u3000a "]).slice(1)
+    vocab = ts.text_vocabulary(text)
+    assert vocab.words.counts.tolist() == [0, 0, 3, 2]
+    assert vocab.distinct.to_pylist() == ["b", "a"]  # in order of first occurrence
+    assert vocab.codes.tolist() == [0, 1, 0, 1, 1]

@@ -16,6 +16,19 @@ cdef extern from "_permute.h":
                      size_t n) noexcept nogil
 
 
+cdef int check_offsets(const int64_t[::1] offsets, Py_ssize_t size) except -1:
+    """Raise unless the offsets are non-decreasing, from 0 or more to at most size."""
+    cdef Py_ssize_t i
+    if offsets.shape[0] == 0:
+        raise ValueError("offsets need at least one entry")
+    if offsets[0] < 0 or offsets[offsets.shape[0] - 1] > size:
+        raise ValueError(f"offsets run outside the {size} bytes")
+    for i in range(offsets.shape[0] - 1):
+        if offsets[i + 1] < offsets[i]:
+            raise ValueError(f"offsets decrease at {i}")
+    return 0
+
+
 cdef inline uint64_t fmix64(uint64_t h) noexcept nogil:
     h ^= h >> 33
     h *= 0xFF51AFD7ED558CCDULL
@@ -68,6 +81,11 @@ def collapse_separators(
     cdef int64_t i, hi, j, w = 0, doc_start
     cdef int k, k2
     cdef uint32_t cp, cp2
+    check_offsets(offsets, data.shape[0])
+    if out.shape[0] < data.shape[0] or out_offsets.shape[0] != offsets.shape[0]:
+        raise ValueError("out needs len(data) bytes and out_offsets len(offsets) entries")
+    if table.shape[0] < 0x110000:
+        raise ValueError("the table needs an entry per code point (0x110000)")
     if data.shape[0] == 0:
         out_offsets[:] = 0
         return
@@ -145,6 +163,12 @@ def word_minhash(
     cdef uint64_t[64] prefix_at
     if ngram < 1 or ngram > 64:
         raise ValueError(f"ngram must be in [1, 64], got {ngram}")
+    check_offsets(offsets, data.shape[0])
+    if b.shape[0] != n_perm or sig.shape[0] != n or sig.shape[1] != n_perm or counts.shape[0] != n:
+        raise ValueError("a, b, sig and counts disagree on the documents or permutations")
+    for d in range(n):
+        if offsets[d + 1] - offsets[d] >= min(powers.shape[0], inv_powers.shape[0]):
+            raise ValueError(f"powers are too short for document {d}")
     if n_perm == 0 or n == 0:
         return
     cdef const uint32_t *pa = &a[0]
@@ -221,6 +245,13 @@ def ngram_repetition(
     cdef int max_order = top_wanted.shape[0] - 1, n, first_order
     cdef int64_t longest = 0, lo, w, i, p, m, g, slot, n_groups, best, new_from, covered, prev_end
     cdef uint64_t mask, size = 16
+    check_offsets(doc_offsets, codes.shape[0])
+    if word_len.shape[0] != codes.shape[0] or dup_wanted.shape[0] != top_wanted.shape[0]:
+        raise ValueError("word_len must match codes, dup_wanted top_wanted")
+    if top_out.shape[0] != max_order + 1 or dup_out.shape[0] != max_order + 1 or (
+        top_out.shape[1] != n_docs or dup_out.shape[1] != n_docs
+    ):
+        raise ValueError("top_out and dup_out need (orders + 1, documents) entries")
     for d in range(n_docs):
         longest = max(longest, doc_offsets[d + 1] - doc_offsets[d])
     while size < 2 * <uint64_t>longest + 2:
@@ -315,78 +346,3 @@ def ngram_repetition(
                                 covered += chars[p + n] - chars[new_from]
                             prev_end = p + n
                     dup_out[n, d] = covered
-
-
-def code_spans(
-    const uint8_t[::1] data,
-    const int64_t[::1] starts,
-    const int64_t[::1] ends,
-    int64_t[::1] codes,
-    int64_t[::1] first,
-) -> int:
-    """Code each byte span `data[starts[i]:ends[i]]`: equal bytes, equal codes, numbered in
-    order of first occurrence (as Arrow's dictionary_encode numbers them). Writes `codes` and,
-    per code, `first`: the span of its first occurrence. Returns the number of codes.
-
-    Spans are hashed (FNV-1a) into an open-addressing table and compared byte for byte with the
-    code's first span: exact, whatever the hash does.
-    """
-    cdef Py_ssize_t n = starts.shape[0], i
-    cdef uint64_t size = 16, mask, slot, h
-    while size < 2 * <uint64_t>n + 2:
-        size <<= 1
-    mask = size - 1
-    import numpy as np
-
-    cdef int64_t[::1] table = np.full(size, -1, np.int64)  # a code, or -1 for an empty slot
-    cdef int64_t n_codes = 0, s, e, length, c, j, fs
-    cdef const uint8_t *src = &data[0] if data.shape[0] else NULL
-    cdef bint same
-    with nogil:
-        for i in range(n):
-            s = starts[i]
-            e = ends[i]
-            length = e - s
-            h = 0xCBF29CE484222325ULL ^ <uint64_t>length
-            for j in range(s, e):
-                h = (h ^ src[j]) * 0x100000001B3ULL
-            slot = fmix64(h) & mask
-            while True:
-                c = table[slot]
-                if c < 0:
-                    table[slot] = n_codes
-                    first[n_codes] = i
-                    codes[i] = n_codes
-                    n_codes += 1
-                    break
-                fs = starts[first[c]]
-                same = ends[first[c]] - fs == length
-                j = 0
-                while same and j < length:
-                    same = src[fs + j] == src[s + j]
-                    j += 1
-                if same:
-                    codes[i] = c
-                    break
-                slot = (slot + 1) & mask
-    return n_codes
-
-
-def gather_spans(
-    const uint8_t[::1] data,
-    const int64_t[::1] starts,
-    const int64_t[::1] ends,
-    uint8_t[::1] out,
-    int32_t[::1] out_offsets,
-) -> None:
-    """The byte spans `data[starts[i]:ends[i]]` one after another in `out` (sum of their lengths
-    bytes), with string offsets in `out_offsets` (len(starts) + 1)."""
-    cdef Py_ssize_t n = starts.shape[0], i
-    cdef int64_t w = 0, j
-    with nogil:
-        out_offsets[0] = 0
-        for i in range(n):
-            for j in range(starts[i], ends[i]):
-                out[w] = data[j]
-                w += 1
-            out_offsets[i + 1] = <int32_t>w

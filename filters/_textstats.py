@@ -567,52 +567,6 @@ def vocabulary(words: Pieces) -> Vocabulary:
     return Vocabulary(words, *dictionary_codes(words.values))
 
 
-class _Spans(Pieces):
-    """Pieces that are byte spans of a batch's text: their strings are gathered when first
-    read (the n-gram and per-word steps read only codes and the distinct words)."""
-
-    def __init__(self, data: np.ndarray, starts: np.ndarray, ends: np.ndarray, **kw) -> None:
-        super().__init__(None, **kw)
-        self._spans = data, starts, ends
-
-    @property
-    def values(self) -> pa.Array:
-        if self._values is None:
-            self._values = spans_array(*self._spans)
-        return self._values
-
-
-def spans_array(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> pa.StringArray:
-    """The UTF-8 byte spans `data[starts[i]:ends[i]]` as a string array."""
-    out = np.empty(max(int((ends - starts).sum()), 1), np.uint8)
-    out_offsets = np.empty(len(starts) + 1, np.int32)
-    _kernels.gather_spans(data, starts, ends, out, out_offsets)
-    return pa.StringArray.from_buffers(
-        len(starts), pa.py_buffer(out_offsets), pa.py_buffer(out[: out_offsets[-1]])
-    )
-
-
-def text_vocabulary(text: pa.Array) -> Vocabulary:
-    """`vocabulary(split_words(text))` of text without nulls, from the bytes: words are the
-    maximal runs of non-whitespace (`str.isspace()`) bytes of a document, coded in order of
-    first occurrence by a compiled hash table (`_kernels.code_spans`), as Arrow's dictionary
-    encoding of the split words codes them, without splitting into strings first."""
-    data, space, start, offsets = _word_bounds(text)
-    end = ~space
-    end[:-1] &= space[1:]
-    doc_last = offsets[1:][offsets[1:] > offsets[:-1]] - 1
-    end[doc_last] = ~space[doc_last]
-    starts, ends = np.flatnonzero(start), np.flatnonzero(end) + 1
-    parent = np.searchsorted(offsets, starts, side="right") - 1
-    counts = np.bincount(parent, minlength=len(text)).astype(np.int64)
-    codes = np.empty(len(starts), np.int64)
-    first = np.empty(len(starts), np.int64)
-    n_codes = _kernels.code_spans(data, starts, ends, codes, first)
-    distinct = spans_array(data, starts[first[:n_codes]], ends[first[:n_codes]])
-    words = _Spans(data, starts, ends, parent=parent, counts=counts)
-    return Vocabulary(words, codes, distinct)
-
-
 def shared_vocabulary(text: pa.Array, rows: np.ndarray | None) -> Vocabulary:
     """`vocabulary(split_words(text))`, reusing a previous step's (see above)."""
     hit = _reuse("vocabulary", text, rows)
@@ -624,11 +578,7 @@ def shared_vocabulary(text: pa.Array, rows: np.ndarray | None) -> Vocabulary:
         codes = vocab.codes[selected]
         codes.setflags(write=False)
         return Vocabulary(_frozen(words), codes, vocab.distinct)
-    if text.null_count or pa.types.is_large_string(text.type):
-        vocab = vocabulary(shared_words(text, rows))
-    else:
-        vocab = text_vocabulary(text)
-        _frozen(vocab.words)
+    vocab = vocabulary(shared_words(text, rows))
     vocab.codes.setflags(write=False)
     _remember("vocabulary", text, rows, vocab)
     return vocab

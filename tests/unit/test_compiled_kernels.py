@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -11,7 +9,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from curate_filters import _textstats as ts
 from curate_filters.dedup import normalize as norm
 from curate_filters.dedup.signatures import (
     chunked_signatures,
@@ -117,32 +114,21 @@ def test_ngram_out_of_the_compiled_range_is_refused():
         compiled_signatures(data, offsets, 65, permutations(4, 1))
 
 
-# Every whitespace of str.isspace() (ASCII, \x1c-\x1f, no-break and wide spaces), next to
-# letters of every UTF-8 width.
-SPACES = [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()]
-WORDY = st.lists(
-    st.text(alphabet=st.sampled_from(SPACES + list("aab.é日😀") + ["\x00"]), max_size=16),
-    min_size=1,
-    max_size=8,
-)
+def test_kernels_refuse_arrays_that_do_not_fit_instead_of_reading_past_them():
+    from curate_filters import _kernels
 
-
-@settings(max_examples=300, deadline=None)
-@given(docs=WORDY)
-def test_text_vocabulary_codes_words_as_arrow_codes_the_split(docs):
-    text = pa.array(docs, pa.string())
-    got = ts.text_vocabulary(text)
-    want = ts.vocabulary(ts.split_words(text))
-    assert got.codes.tolist() == want.codes.tolist()
-    assert got.distinct.to_pylist() == want.distinct.to_pylist()
-    assert got.words.counts.tolist() == [len(d.split()) for d in docs]
-    assert got.words.parent.tolist() == want.words.parent.tolist()
-    assert got.words.values.to_pylist() == [w for d in docs for w in d.split()]
-
-
-def test_text_vocabulary_of_a_slice_and_of_blank_documents():
-    text = pa.array(["x", "  ", "", "b a b", " a\u3000a "]).slice(1)
-    vocab = ts.text_vocabulary(text)
-    assert vocab.words.counts.tolist() == [0, 0, 3, 2]
-    assert vocab.distinct.to_pylist() == ["b", "a"]  # in order of first occurrence
-    assert vocab.codes.tolist() == [0, 1, 0, 1, 1]
+    data = np.frombuffer(b"a b c", np.uint8)
+    table = np.zeros(0x110000, np.uint8)
+    out, out_offsets = np.empty(5, np.uint8), np.empty(2, np.int32)
+    with pytest.raises(ValueError, match="offsets"):
+        _kernels.collapse_separators(data, np.array([0, 9]), table, out, out_offsets)
+    with pytest.raises(ValueError, match="table"):
+        _kernels.collapse_separators(data, np.array([0, 5]), table[:10], out, out_offsets)
+    perms = permutations(4, 1)
+    a, b = (np.ascontiguousarray(p, np.uint32) for p in perms)
+    sig, counts = np.empty((1, 4), np.uint32), np.empty(1, np.int64)
+    powers = np.ones(3, np.uint64)  # shorter than the 5-byte document
+    with pytest.raises(ValueError, match="powers"):
+        _kernels.word_minhash(data, np.array([0, 5]), 2, a, b, powers, powers, sig, counts)
+    with pytest.raises(ValueError, match="documents or permutations"):
+        _kernels.word_minhash(data, np.array([0, 5]), 2, a, b[:2], powers, powers, sig, counts)

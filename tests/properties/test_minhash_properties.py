@@ -72,3 +72,25 @@ def test_survivor_is_the_smallest_id_of_its_cluster(pairs):
     # Every edge joins rows of one cluster.
     lookup = dict(zip(nodes.tolist(), root.tolist(), strict=True))
     assert all(lookup[a] == lookup[b] for a, b in pairs)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 300), st.integers(0, 300)), max_size=400))
+def test_components_match_scipys_connected_components(pairs):
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    src = np.array([a for a, _ in pairs], np.int64) * 7 + 3
+    dst = np.array([b for _, b in pairs], np.int64) * 7 + 3
+    nodes, root, size = components(src, dst)
+    if not pairs:
+        assert len(nodes) == len(root) == len(size) == 0
+        return
+    i, j = np.searchsorted(nodes, src), np.searchsorted(nodes, dst)
+    graph = coo_matrix((np.ones(len(i)), (i, j)), shape=(len(nodes), len(nodes)))
+    _, labels = connected_components(graph.tocsr(), directed=False)
+    # the same partition of the nodes, each part named by its smallest row id
+    for label in np.unique(labels):
+        members = labels == label
+        assert (root[members] == nodes[members].min()).all()
+        assert (size[members] == members.sum()).all()

@@ -238,8 +238,8 @@ def ngram_repetition(
     first n-gram when none repeats); with `dup_wanted[n]`, `dup_out[n, d]` is the characters of
     the words covered by an occurrence of an n-gram after its first, each word once.
 
-    As `_textstats.word_ngrams` does: n-grams are grouped exactly, by (group of the (n-1)-gram,
-    next word), and only where the (n-1)-gram repeats, with one hash table reused throughout.
+    N-grams are grouped exactly, by (group of the (n-1)-gram, next word), and only where the
+    (n-1)-gram repeats, with one hash table reused throughout (stamped per order, never cleared).
     """
     cdef Py_ssize_t n_docs = doc_offsets.shape[0] - 1, d
     cdef int max_order = top_wanted.shape[0] - 1, n, first_order

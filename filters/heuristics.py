@@ -260,7 +260,6 @@ class GopherRepetition(_RuleFilter):
 
     def _measure(self, text: pa.Array, rows: np.ndarray | None) -> dict[str, pa.Array]:
         p = self.params
-        n_docs = len(text)
         text_len = ts.shared_text_lengths(text, rows)
         paras = ts.split_paragraphs(pc.utf8_trim_whitespace(text))  # split on r"\n{2,}"
         para_dups, para_dup_chars = ts.duplicates(paras)
@@ -278,9 +277,9 @@ class GopherRepetition(_RuleFilter):
         word_len = vocab.per_word(ts.lengths(vocab.distinct))
         top, dup = ts.ngram_repetition(vocab, word_len, list(p.top_n_grams), list(p.dup_n_grams))
         for n in p.top_n_grams:
-            scores[f"top_{n}_gram_frac"] = _f64(ts.ratio(top.get(n, np.zeros(n_docs)), text_len))
+            scores[f"top_{n}_gram_frac"] = _f64(ts.ratio(top[n], text_len))
         for n in p.dup_n_grams:
-            scores[f"dup_{n}_gram_frac"] = _f64(ts.ratio(dup.get(n, np.zeros(n_docs)), text_len))
+            scores[f"dup_{n}_gram_frac"] = _f64(ts.ratio(dup[n], text_len))
         return scores
 
     def _limits(self) -> dict[str, list[tuple[str, float | None]]]:
